@@ -896,7 +896,7 @@ impl Pool {
         // Page alignment of page-sized mappings costs up to a page minus a
         // slot when segments do not start on page boundaries.
         let page = 1u64 << self.geo.page_shift;
-        if seg_bytes % page != 0 {
+        if !seg_bytes.is_multiple_of(page) {
             lost = lost.max(page - slot);
         }
         usize::try_from(seg_bytes.saturating_sub(lost)).unwrap_or(usize::MAX)
