@@ -10,3 +10,5 @@
 pub mod harness;
 pub mod hostset;
 pub mod model;
+pub mod upstream;
+pub mod workload;

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Behaviour under pressure: the same map/unmap traces replayed on this
+//! allocator and on a stand-in for upstream's next-fit search
+//! (tests/common/upstream.rs). Prints the failure counts and checks that
+//! this allocator never fails more often.
+
+mod common;
+
+use common::hostset::HostSet;
+use common::upstream::Upstream;
+use common::workload::{replay_ours, replay_upstream, trace};
+use xendma_logic::slots::PoolConfig;
+
+#[test]
+fn fewer_failures_than_upstream_under_pressure() {
+    const NSLABS: usize = 4096; // 8 MiB
+    const CPUS: usize = 2;
+    for (seed, pct) in [(1u64, 80usize), (2, 90), (3, 95), (4, 97), (5, 98), (6, 99)] {
+        let ops = trace(seed, 60_000, NSLABS * 2048, pct, CPUS);
+        let set =
+            HostSet::with_pool(&PoolConfig::new(0x4000_0000, NSLABS).with_cpus(CPUS), 1).unwrap();
+        let ours = replay_ours(&set, &ops);
+        assert_eq!(set.check_all().unwrap(), 0);
+        let up = Upstream::new(0x4000_0000, NSLABS, CPUS);
+        let theirs = replay_upstream(&up, &ops);
+        eprintln!(
+            "seed {seed} target {pct}%: {} allocs; failed ours {:?} = {}, upstream-style {:?} = {}",
+            ours.attempts,
+            ours.failed,
+            ours.total_failed(),
+            theirs.failed,
+            theirs.total_failed()
+        );
+        assert_eq!(ours.attempts, theirs.attempts);
+        assert!(ours.total_failed() <= theirs.total_failed());
+    }
+}
