@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suites written in Rust, for the test builds of the modules.
+//!
+//! Linux 6.12 has no `#[kunit_tests]` macro. The module loader, however, collects the pointers a
+//! module places in its `.kunit_test_suites` section and KUnit runs those suites when the module
+//! is loaded, printing KTAP. [`kunit_suite!`](crate::kunit_suite) builds the static
+//! `struct kunit_case` array, the `struct kunit_suite` and that section entry; test cases are plain
+//! `fn(&Test)` and report through [`Test`], which never aborts the case (an expectation, not an
+//! assertion), so a failing case still releases what it holds.
+
+use super::{
+    __kunit_do_failed_assertion, kunit, kunit_assert, kunit_assert_type_KUNIT_EXPECTATION,
+    kunit_case, kunit_device_register, kunit_fail_assert_format, kunit_loc, kunit_suite,
+};
+use core::{cell::UnsafeCell, ffi::c_void, fmt, ptr::NonNull};
+use kernel::{
+    device::Device,
+    error::{from_err_ptr, Result},
+    str::CStr,
+};
+
+/// The KUnit test that is running.
+///
+/// # Invariants
+///
+/// `raw` points to the `struct kunit` of the running test case, valid for the lifetime of `self`.
+pub struct Test {
+    raw: NonNull<kunit>,
+}
+
+impl Test {
+    /// Reports a failed expectation at `file:line` with a formatted message; the case goes on.
+    pub fn fail(&self, file: &'static CStr, line: u32, args: fmt::Arguments<'_>) {
+        let loc = kunit_loc {
+            file: file.as_char_ptr(),
+            line: line as _,
+        };
+        let assert = kunit_assert {};
+        // SAFETY: `raw` is the running test (type invariant); `loc` and `assert` live across the
+        // call, which formats the message synchronously; "%pA" takes a `fmt::Arguments` pointer.
+        unsafe {
+            __kunit_do_failed_assertion(
+                self.raw.as_ptr(),
+                &loc,
+                kunit_assert_type_KUNIT_EXPECTATION,
+                &assert,
+                Some(kunit_fail_assert_format),
+                c"%pA".as_ptr().cast(),
+                &args as *const fmt::Arguments<'_> as *const c_void,
+            );
+        }
+    }
+
+    /// Registers a device on KUnit's own bus, released by KUnit when the case ends.
+    ///
+    /// Such a device has no DMA mask of its own: the DMA API treats it as "no DMA".
+    pub fn device(&self, name: &'static CStr) -> Result<&Device> {
+        // SAFETY: `raw` is the running test (type invariant) and `name` is NUL-terminated and
+        // outlives the device.
+        let dev =
+            from_err_ptr(unsafe { kunit_device_register(self.raw.as_ptr(), name.as_char_ptr()) })?;
+        // SAFETY: KUnit keeps the device registered (and so referenced) until the test ends,
+        // which outlives the borrow of `self`.
+        Ok(unsafe { Device::as_ref(dev) })
+    }
+}
+
+/// Runs one case; called by the `extern "C"` trampolines that [`kunit_suite!`](crate::kunit_suite)
+/// generates.
+///
+/// # Safety
+///
+/// `test` must be the `struct kunit` KUnit passed to the case's `run_case`.
+pub unsafe fn run_case(test: *mut kunit, case: fn(&Test)) {
+    if let Some(raw) = NonNull::new(test) {
+        // INVARIANT: KUnit keeps `test` valid while the case runs, i.e. during this call.
+        case(&Test { raw });
+    }
+}
+
+/// The zero-terminated array of a suite's cases.
+pub struct Cases<const N: usize>(UnsafeCell<[kunit_case; N]>);
+
+// SAFETY: only KUnit touches the array (through the suite pointer), under its own serialisation.
+unsafe impl<const N: usize> Sync for Cases<N> {}
+
+impl<const N: usize> Cases<N> {
+    /// Builds the array from `(name, trampoline)` pairs; the last element must be [`Cases::END`].
+    pub const fn new(cases: [kunit_case; N]) -> Self {
+        Self(UnsafeCell::new(cases))
+    }
+
+    /// One case.
+    pub const fn case(name: &'static CStr, run: unsafe extern "C" fn(*mut kunit)) -> kunit_case {
+        let mut c = Self::END;
+        c.run_case = Some(run);
+        c.name = name.as_char_ptr();
+        c
+    }
+
+    /// The terminating, all-zero case.
+    // SAFETY: `struct kunit_case` is plain C data for which all-zero is the documented terminator.
+    pub const END: kunit_case = unsafe { core::mem::zeroed() };
+
+    /// Pointer to the first case, for the suite.
+    pub const fn as_ptr(&self) -> *mut kunit_case {
+        self.0.get().cast()
+    }
+}
+
+/// A `struct kunit_suite`, written by KUnit while it runs the suite.
+pub struct Suite(UnsafeCell<kunit_suite>);
+
+// SAFETY: only KUnit touches the suite, under its own serialisation.
+unsafe impl Sync for Suite {}
+
+impl Suite {
+    /// A suite called `name` (at most 255 bytes) running `cases`.
+    pub const fn new(name: &'static core::ffi::CStr, cases: *mut kunit_case) -> Self {
+        // SAFETY: `struct kunit_suite` is plain C data; all-zero means "no hooks, not started".
+        let mut s: kunit_suite = unsafe { core::mem::zeroed() };
+        let bytes = name.to_bytes();
+        let mut i = 0;
+        while i < bytes.len() && i < s.name.len() - 1 {
+            s.name[i] = bytes[i] as _;
+            i += 1;
+        }
+        s.test_cases = cases;
+        Self(UnsafeCell::new(s))
+    }
+
+    /// Pointer to the suite, for the `.kunit_test_suites` section.
+    pub const fn as_ptr(&self) -> SuiteEntry {
+        SuiteEntry(self.0.get())
+    }
+}
+
+/// One entry of the module's `.kunit_test_suites` section: a pointer to a suite.
+#[repr(transparent)]
+pub struct SuiteEntry(*mut kunit_suite);
+
+// SAFETY: the pointer is only read by the module loader.
+unsafe impl Sync for SuiteEntry {}
+
+/// Declares, in a module named `$suite`, a KUnit suite called `$name` made of the `fn(&Test)`
+/// functions listed (they must be visible in the invoking module), and registers it in the
+/// module's `.kunit_test_suites` section.
+///
+/// # Examples
+///
+/// ```ignore
+/// fn adds(t: &Test) {
+///     expect_eq!(t, 1 + 1, 2);
+/// }
+/// kunit_suite!(demo_suite, c"demo_math", [adds]);
+/// ```
+#[macro_export]
+macro_rules! kunit_suite {
+    ($suite:ident, $name:literal, [$($case:ident),+ $(,)?]) => {
+        mod $suite {
+            use $crate::ffi::ktest::{Cases, Suite, SuiteEntry};
+
+            mod trampolines {
+                $(
+                    /// KUnit's entry point for the case of the same name.
+                    ///
+                    /// # Safety
+                    ///
+                    /// `test` must be the running test KUnit passes to `run_case`.
+                    pub(super) unsafe extern "C" fn $case(test: *mut $crate::ffi::kunit) {
+                        // SAFETY: KUnit calls `run_case` with the running test.
+                        unsafe { $crate::ffi::ktest::run_case(test, super::super::$case) }
+                    }
+                )+
+            }
+
+            static CASES: Cases<{ [$(stringify!($case)),+].len() + 1 }> = Cases::new([
+                $(Cases::<0>::case(::kernel::c_str!(stringify!($case)), trampolines::$case),)+
+                Cases::<0>::END,
+            ]);
+            static SUITE: Suite = Suite::new($name, CASES.as_ptr());
+            #[used]
+            #[link_section = ".kunit_test_suites"]
+            static ENTRY: SuiteEntry = SUITE.as_ptr();
+        }
+    };
+}
+
+/// Expects `$cond` to hold; reports the condition (and an optional message) otherwise.
+#[macro_export]
+macro_rules! expect {
+    ($t:expr, $cond:expr $(,)?) => {
+        $crate::expect!($t, $cond, "")
+    };
+    ($t:expr, $cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            $t.fail(
+                ::kernel::c_str!(file!()),
+                line!(),
+                format_args!("Expected {} ({})", stringify!($cond), format_args!($($msg)+)),
+            );
+        }
+    };
+}
+
+/// Expects `$left == $right`; reports both values otherwise.
+#[macro_export]
+macro_rules! expect_eq {
+    ($t:expr, $left:expr, $right:expr $(,)?) => {
+        match (&$left, &$right) {
+            (l, r) => {
+                if l != r {
+                    $t.fail(
+                        ::kernel::c_str!(file!()),
+                        line!(),
+                        format_args!(
+                            "Expected {} == {}, but {:?} != {:?}",
+                            stringify!($left),
+                            stringify!($right),
+                            l,
+                            r
+                        ),
+                    );
+                }
+            }
+        }
+    };
+}
+
+/// The structure layout facts measured by the C compiler when the module was built
+/// (`xendma_layouts` in `ffi/helpers.c`), as `(description, value)` pairs.
+pub fn c_layouts() -> impl Iterator<Item = (&'static CStr, usize)> {
+    // `xendma_layouts` is a static C array terminated by an entry with a NULL name.
+    let first = core::ptr::addr_of!(super::xendma_layouts).cast::<super::xendma_layout>();
+    (0..)
+        .map(move |i| {
+            // SAFETY: entries up to and including the terminator are in bounds; the iteration
+            // stops at the terminator (`map_while` below).
+            unsafe { &*first.add(i) }
+        })
+        .map_while(|e| {
+            if e.name.is_null() {
+                None
+            } else {
+                // SAFETY: a non-NULL name is a static NUL-terminated string.
+                Some((unsafe { CStr::from_char_ptr(e.name) }, e.value))
+            }
+        })
+}
+
+/// Checks that the Rust bindings agree with the C compiler on each `(description, value)`
+/// pair of `expected` (descriptions as written in `ffi/helpers.c`).
+pub fn check_layouts(t: &Test, expected: &[(&str, usize)]) {
+    for (what, rust) in expected {
+        match c_layouts().find(|(name, _)| name.as_bytes() == what.as_bytes()) {
+            Some((_, c)) => crate::expect_eq!(t, (*what, *rust), (*what, c)),
+            None => crate::expect!(t, false, "{} is not measured on the C side", what),
+        }
+    }
+}
+
+/// What the lane runner passed as `expect_xen=` to the test build ("none", "pv" or "").
+pub fn expected_xen() -> &'static CStr {
+    // SAFETY: the helper returns a module parameter string, NUL-terminated and alive as long as
+    // the module.
+    unsafe { CStr::from_char_ptr(super::xendma_expected_xen()) }
+}
+
+/// The page frame number of `page`.
+pub fn page_pfn(page: &kernel::page::Page) -> usize {
+    let addr = page.as_ptr();
+    // SAFETY: `addr` is the kernel (linear map) address of a page we hold.
+    unsafe { super::xendma_virt_to_pfn(addr.cast()) as usize }
+}

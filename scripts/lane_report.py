@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Judges one VM lane from its serial console log.
+
+    lane_report.py LANE CONSOLE_LOG MODULE_DIR KUNIT_PY OUT_DIR
+
+Takes the kernel log block the guest printed for LANE, splits it at each module's insmod, feeds
+each part to the kernel's own KUnit parser (tools/testing/kunit/kunit.py parse --json), and checks:
+the parser succeeded, every suite built into the modules ran, every test program exited 0, no
+module failed to load or unload, kmemleak found nothing, and the log has no BUG/WARNING/Oops/
+KASAN-style report. Appends per-suite rows to OUT_DIR/summary.tsv and prints one line
+"LANE: N passed, M failed, K skipped". Exit status 1 when the lane failed.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+BAD = re.compile(r'(BUG:|WARNING:|Oops|Kernel panic|kernel BUG|KASAN|UBSAN|general protection fault|'
+                 r'\bcut here\b|possible circular locking|inconsistent lock state|'
+                 r'sleeping function called from invalid context|suspected memory leak|'
+                 r'Call Trace:)')
+TS = re.compile(r'^\[\s*\d+\.\d+\]\s?')
+
+
+def suites_built(ko):
+    out = subprocess.run(['readelf', '-SW', ko], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        m = re.search(r'\.kunit_test_suites\s+\S+\s+\S+\s+\S+\s+([0-9a-f]+)', line)
+        if m:
+            return int(m.group(1), 16) // 8
+    return 0
+
+
+def main():
+    lane, log, moddir, kunit_py, outdir = [os.path.abspath(a) if i else a for i, a in enumerate(sys.argv[1:6])]
+    text = open(log, errors='replace').read()
+    problems = []
+    m = re.search(r'@@XENDMA-DMESG-BEGIN %s\r?\n(.*?)@@XENDMA-DMESG-END %s' % (lane, lane), text, re.S)
+    if not m:
+        problems.append('no kernel log from the %s guest (crash, hang or timeout?)' % lane)
+        dmesg = ''
+    else:
+        dmesg = m.group(1).replace('\r', '')
+    if '@@XENDMA-DONE' not in text:
+        problems.append('the %s guest did not finish (no @@XENDMA-DONE): crash, hang or timeout' % lane)
+    lines = dmesg.splitlines()
+    stripped = [TS.sub('', l) for l in lines]
+
+    # Reports of the kernel's detectors, anywhere in the lane's kernel log.
+    for l in stripped:
+        if BAD.search(l):
+            problems.append('kernel report: ' + l.strip())
+            break
+
+    rows = []
+    passed = failed = skipped = 0
+    modules = [l.split()[2] for l in stripped if re.match(r'xendma: insmod \S+ begin$', l)]
+    for mod in modules:
+        ko = os.path.join(moddir, mod + '.ko')
+        start = stripped.index('xendma: insmod %s begin' % mod)
+        end = next((i for i in range(start, len(stripped)) if stripped[i].startswith('xendma: insmod %s rc=' % mod)), None)
+        if end is None:
+            problems.append('%s: insmod did not return' % mod)
+            continue
+        rc = stripped[end].split('rc=')[1]
+        if rc != '0':
+            problems.append('%s: insmod failed (rc=%s)' % (mod, rc))
+        part = '\n'.join(lines[start:end + 1]) + '\n'
+        ktap = os.path.join(outdir, '%s-%s.ktap' % (lane, mod))
+        jsonf = os.path.join(outdir, '%s-%s.json' % (lane, mod))
+        open(ktap, 'w').write(part)
+        expected = suites_built(ko)
+        if expected == 0:
+            problems.append('%s: the module carries no KUnit suite' % mod)
+            continue
+        res = subprocess.run([sys.executable, kunit_py, 'parse', '--json=' + jsonf, ktap],
+                             capture_output=True, text=True)
+        open(os.path.join(outdir, '%s-%s.parse' % (lane, mod)), 'w').write(res.stdout + res.stderr)
+        if res.returncode != 0:
+            problems.append('%s: kunit.py parse failed (exit %d)' % (mod, res.returncode))
+        try:
+            tree = json.load(open(jsonf))
+        except (OSError, ValueError):
+            problems.append('%s: kunit.py wrote no JSON' % mod)
+            continue
+        suites = tree.get('sub_groups', [])
+        if len(suites) < expected:
+            problems.append('%s: %d of %d suites ran' % (mod, len(suites), expected))
+        for s in suites:
+            cases = s.get('test_cases', [])
+            for sub in s.get('sub_groups', []):
+                cases += sub.get('test_cases', [])
+            counts = {'PASS': 0, 'FAIL': 0, 'SKIP': 0}
+            for c in cases:
+                st = c.get('status', 'FAIL')
+                counts['SKIP' if st == 'SKIP' else 'PASS' if st == 'PASS' else 'FAIL'] += 1
+            if not cases:
+                counts['FAIL'] += 1
+            rows.append((lane, s.get('name', '?'), counts['PASS'], counts['FAIL'], counts['SKIP']))
+            passed += counts['PASS']
+            failed += counts['FAIL']
+            skipped += counts['SKIP']
+
+    # Userspace test programs: one summary row each, pass iff exit status 0.
+    for l in stripped:
+        pm = re.match(r'xendma: program (\S+) rc=(\d+)$', l)
+        if pm:
+            ok = pm.group(2) == '0'
+            rows.append((lane, pm.group(1), int(ok), int(not ok), 0))
+            passed += ok
+            failed += not ok
+    for l in stripped:
+        rm = re.match(r'xendma: rmmod (\S+) rc=(\d+)$', l)
+        if rm and rm.group(2) != '0':
+            problems.append('%s: rmmod failed' % rm.group(1))
+        km = re.match(r'xendma: kmemleak suspects=(\d+)$', l)
+        if km and km.group(1) != '0':
+            problems.append('kmemleak: %s suspected leaks' % km.group(1))
+    if m and not modules:
+        problems.append('no module was loaded')
+
+    with open(os.path.join(outdir, 'summary.tsv'), 'a') as f:
+        for r in rows:
+            f.write('\t'.join(map(str, r)) + '\n')
+        if problems:
+            f.write('%s\t(lane)\t0\t1\t0\n' % lane)
+    for p in problems:
+        print('%s: problem: %s' % (lane, p))
+    if problems:
+        failed += 1
+    line = '%s: %d passed, %d failed' % (lane, passed, failed)
+    if skipped:
+        line += ', %d skipped' % skipped
+    print(line)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

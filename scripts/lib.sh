@@ -1,0 +1,20 @@
+# Common settings for the project's scripts. Source it; do not run it.
+# shellcheck shell=bash
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Everything downloaded or built outside the repository lives here.
+XENDMA_CACHE=${XENDMA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xendma}
+TOOLS=$XENDMA_CACHE/tools
+KSRC=${KSRC:-$XENDMA_CACHE/linux}
+XENROOT=$XENDMA_CACHE/xen-root
+BUILD=${BUILD:-$REPO/build}
+BINDGEN_VERSION=0.73.2
+
+# The kernel is built by Debian's rustc-web (1.96, with rust-src); rustup's toolchain lacks core's sources.
+KRUST=(RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt
+       CLIPPY_DRIVER=/usr/bin/clippy-driver BINDGEN="$TOOLS/bin/bindgen")
+
+log() { printf '%s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }

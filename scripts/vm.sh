@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Boots the test kernel under QEMU (TCG) and writes the serial console to a log.
+#   vm.sh plain|xen INITRAMFS LOG TIMEOUT_SECONDS "GUEST CMDLINE"
+# plain: the kernel runs directly, with an edu and an nvme device.
+# xen:   Xen 4.17 runs with the kernel as PV dom0 (q35 + intel-iommu, so that the edu device at
+#        00:03.0 can be passed through to a domU).
+. "$(dirname "$0")/lib.sh"
+
+kind=$1 initrd=$2 log=$3 timeout_s=$4 cmdline=$5
+kernel=$KSRC/arch/x86/boot/bzImage
+nvme=$BUILD/nvme.img
+[ -f "$nvme" ] || truncate -s 64M "$nvme"
+
+common=(-nographic -no-reboot -smp 2 -accel tcg,thread=multi -monitor none -serial "file:$log"
+        -device edu,addr=3
+        -drive "file=$nvme,if=none,id=nvm,format=raw" -device nvme,serial=xendma0,drive=nvm,addr=4)
+: > "$log"
+case $kind in
+plain)
+    cmd=(qemu-system-x86_64 -machine q35 -cpu max -m 2G "${common[@]}"
+         -kernel "$kernel" -initrd "$initrd"
+         -append "console=ttyS0 loglevel=5 log_buf_len=8M panic=-1 oops=panic $cmdline")
+    ;;
+xen)
+    # A literal comma in a multiboot module's arguments is written ",,".
+    cmd=(qemu-system-x86_64 -machine q35 -device intel-iommu,intremap=off -cpu qemu64 -m 2G "${common[@]}"
+         -kernel "$XENROOT/xen.bin"
+         -append "console=com1 com1=115200,8n1 dom0_mem=768M,max:768M loglvl=all guest_loglvl=all iommu=verbose"
+         -initrd "$kernel console=hvc0 earlyprintk=xen loglevel=5 log_buf_len=8M panic=-1 oops=panic ${cmdline//,/,,},$initrd")
+    ;;
+*) die "vm.sh: unknown kind $kind" ;;
+esac
+printf '%q ' "${cmd[@]}" > "$log.cmd"
+rc=0
+timeout --foreground -k 5 "$timeout_s" "${cmd[@]}" < /dev/null > "$log.qemu" 2>&1 || rc=$?
+if [ $rc = 124 ] || [ $rc = 137 ]; then
+    echo "vm.sh: timed out after ${timeout_s}s" >> "$log.qemu"
+fi
+exit $rc

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suites of the xen_swiotlb_rs test build.
+
+use crate::dma_api::{bit_mask, DmaDevice};
+use crate::ffi::{self, ktest::Test, xen};
+use crate::{expect, expect_eq, kunit_suite};
+use core::mem::{offset_of, size_of};
+use kernel::error::code::EIO;
+
+/// The generated `dma_map_ops` and Xen memory structures match the C compiler's layout.
+fn layouts_match_c(t: &Test) {
+    ffi::ktest::check_layouts(
+        t,
+        &[
+            ("sizeof(struct dma_map_ops)", size_of::<ffi::dma_map_ops>()),
+            (
+                "offsetof(struct dma_map_ops, alloc)",
+                offset_of!(ffi::dma_map_ops, alloc),
+            ),
+            (
+                "offsetof(struct dma_map_ops, free)",
+                offset_of!(ffi::dma_map_ops, free),
+            ),
+            (
+                "offsetof(struct dma_map_ops, mmap)",
+                offset_of!(ffi::dma_map_ops, mmap),
+            ),
+            (
+                "offsetof(struct dma_map_ops, map_page)",
+                offset_of!(ffi::dma_map_ops, map_page),
+            ),
+            (
+                "offsetof(struct dma_map_ops, unmap_page)",
+                offset_of!(ffi::dma_map_ops, unmap_page),
+            ),
+            (
+                "offsetof(struct dma_map_ops, map_sg)",
+                offset_of!(ffi::dma_map_ops, map_sg),
+            ),
+            (
+                "offsetof(struct dma_map_ops, unmap_sg)",
+                offset_of!(ffi::dma_map_ops, unmap_sg),
+            ),
+            (
+                "offsetof(struct dma_map_ops, sync_single_for_cpu)",
+                offset_of!(ffi::dma_map_ops, sync_single_for_cpu),
+            ),
+            (
+                "offsetof(struct dma_map_ops, sync_single_for_device)",
+                offset_of!(ffi::dma_map_ops, sync_single_for_device),
+            ),
+            (
+                "offsetof(struct dma_map_ops, sync_sg_for_cpu)",
+                offset_of!(ffi::dma_map_ops, sync_sg_for_cpu),
+            ),
+            (
+                "offsetof(struct dma_map_ops, sync_sg_for_device)",
+                offset_of!(ffi::dma_map_ops, sync_sg_for_device),
+            ),
+            (
+                "offsetof(struct dma_map_ops, dma_supported)",
+                offset_of!(ffi::dma_map_ops, dma_supported),
+            ),
+            (
+                "offsetof(struct dma_map_ops, get_required_mask)",
+                offset_of!(ffi::dma_map_ops, get_required_mask),
+            ),
+            (
+                "offsetof(struct dma_map_ops, max_mapping_size)",
+                offset_of!(ffi::dma_map_ops, max_mapping_size),
+            ),
+            (
+                "sizeof(struct xen_memory_reservation)",
+                size_of::<ffi::xen_memory_reservation>(),
+            ),
+            (
+                "offsetof(struct xen_memory_reservation, extent_start)",
+                offset_of!(ffi::xen_memory_reservation, extent_start),
+            ),
+            (
+                "offsetof(struct xen_memory_reservation, nr_extents)",
+                offset_of!(ffi::xen_memory_reservation, nr_extents),
+            ),
+            (
+                "offsetof(struct xen_memory_reservation, extent_order)",
+                offset_of!(ffi::xen_memory_reservation, extent_order),
+            ),
+            (
+                "offsetof(struct xen_memory_reservation, address_bits)",
+                offset_of!(ffi::xen_memory_reservation, address_bits),
+            ),
+            (
+                "offsetof(struct xen_memory_reservation, domid)",
+                offset_of!(ffi::xen_memory_reservation, domid),
+            ),
+            (
+                "sizeof(struct xen_memory_exchange)",
+                size_of::<ffi::xen_memory_exchange>(),
+            ),
+            (
+                "offsetof(struct xen_memory_exchange, in)",
+                offset_of!(ffi::xen_memory_exchange, in_),
+            ),
+            (
+                "offsetof(struct xen_memory_exchange, out)",
+                offset_of!(ffi::xen_memory_exchange, out),
+            ),
+            (
+                "offsetof(struct xen_memory_exchange, nr_exchanged)",
+                offset_of!(ffi::xen_memory_exchange, nr_exchanged),
+            ),
+        ],
+    );
+}
+
+/// The domain the module detects is the one the lane runner says it started, and a real
+/// `xen_version` hypercall answers under Xen (and only there).
+fn detects_lane_domain(t: &Test) {
+    let domain = xen::Domain::current();
+    match crate::ffi::ktest::expected_xen().as_bytes() {
+        b"pv" => {
+            expect!(
+                t,
+                matches!(domain, xen::Domain::Pv { .. }),
+                "domain {:?}",
+                domain
+            );
+            expect_eq!(t, xen::version().map(|(major, _)| major), Some(4));
+        }
+        b"none" => {
+            expect_eq!(t, domain, xen::Domain::None);
+            expect_eq!(t, xen::version(), None);
+        }
+        other => expect!(t, false, "the lane gave no expect_xen= ({:?})", other),
+    }
+}
+
+/// Guest frame to machine frame and back is the identity on the frames of our own memory, and
+/// under Xen PV at least one of them is not an identity-mapped frame.
+fn p2m_round_trips(t: &Test) {
+    let mut differ = 0;
+    for _ in 0..16 {
+        let Ok(page) = kernel::page::Page::alloc_page(kernel::alloc::flags::GFP_KERNEL) else {
+            expect!(t, false, "page allocation failed");
+            return;
+        };
+        let pfn = crate::ffi::ktest::page_pfn(&page);
+        let mfn = xen::pfn_to_mfn(pfn);
+        expect_eq!(t, xen::mfn_to_pfn(mfn), pfn);
+        if mfn != pfn {
+            differ += 1;
+        }
+    }
+    match xen::Domain::current() {
+        xen::Domain::Pv { .. } => expect!(t, differ > 0, "all 16 frames identity-mapped under PV"),
+        _ => expect_eq!(t, differ, 0),
+    }
+}
+
+/// The DMA API refuses masks the platform cannot honour with `EIO` and leaves the device's mask
+/// as it was; a full 64-bit mask is always accepted.
+fn mask_errors(t: &Test) {
+    let Ok(dev) = t.device(kernel::c_str!("xendma-masks")) else {
+        expect!(t, false, "kunit_device_register failed");
+        return;
+    };
+    let dma = DmaDevice::new(dev);
+    expect_eq!(t, dma.set_mask_and_coherent(bit_mask(64)), Ok(()));
+    expect_eq!(t, dma.mask(), bit_mask(64));
+    // Below 24 bits no x86 DMA zone (and no swiotlb) can serve the device.
+    expect_eq!(t, dma.set_mask(bit_mask(20)), Err(EIO));
+    expect_eq!(t, dma.set_coherent_mask(bit_mask(20)), Err(EIO));
+    expect_eq!(t, dma.set_mask_and_coherent(bit_mask(12)), Err(EIO));
+    expect_eq!(t, dma.mask(), bit_mask(64));
+    expect_eq!(t, dma.set_mask(bit_mask(32)), Ok(()));
+    expect_eq!(t, dma.mask(), bit_mask(32));
+}
+
+/// `bit_mask` is the kernel's `DMA_BIT_MASK`.
+fn bit_masks(t: &Test) {
+    expect_eq!(t, bit_mask(0), 0);
+    expect_eq!(t, bit_mask(28), 0x0fff_ffff);
+    expect_eq!(t, bit_mask(32), 0xffff_ffff);
+    expect_eq!(t, bit_mask(63), u64::MAX >> 1);
+    expect_eq!(t, bit_mask(64), u64::MAX);
+}
+
+kunit_suite!(
+    ffi_suite,
+    c"xen_swiotlb_rs_ffi",
+    [layouts_match_c, detects_lane_domain, p2m_round_trips]
+);
+kunit_suite!(dma_api_suite, c"dma_api_masks", [mask_errors, bit_masks]);
