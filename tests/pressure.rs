@@ -36,3 +36,24 @@ fn fewer_failures_than_upstream_under_pressure() {
         assert!(ours.total_failed() <= theirs.total_failed());
     }
 }
+
+/// A wider sweep for tuning (`cargo test --release --test pressure -- --ignored --nocapture`):
+/// total failures over many seeds at each target occupancy.
+#[test]
+#[ignore]
+fn sweep() {
+    const NSLABS: usize = 4096;
+    const CPUS: usize = 2;
+    for pct in [95usize, 97, 98, 99] {
+        let (mut ours, mut theirs) = (0, 0);
+        for seed in 100..140u64 {
+            let ops = trace(seed, 60_000, NSLABS * 2048, pct, CPUS);
+            let set = HostSet::with_pool(&PoolConfig::new(0x4000_0000, NSLABS).with_cpus(CPUS), 1)
+                .unwrap();
+            ours += replay_ours(&set, &ops).total_failed();
+            theirs +=
+                replay_upstream(&Upstream::new(0x4000_0000, NSLABS, CPUS), &ops).total_failed();
+        }
+        eprintln!("target {pct}%: 40 seeds, failed ours {ours}, upstream-style {theirs}");
+    }
+}

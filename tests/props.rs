@@ -80,7 +80,7 @@ fn run(cfg: PoolConfig, ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
 
     /// Random pools and operation sequences agree with the model: no
     /// overlap, segment and boundary respected, alignment and

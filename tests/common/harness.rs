@@ -183,7 +183,7 @@ impl Harness {
             return Err("slots left in use".into());
         }
         for p in 0..self.set.pool_count() {
-            if self.set.pool(p).map(|x| x.slots_in_use()) != Some(0) {
+            if slots::pool_slots_in_use(&self.set, p) != Some(0) {
                 return Err(format!("pool {p} counter not zero"));
             }
         }
