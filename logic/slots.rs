@@ -600,8 +600,10 @@ enum Kind {
 /// - padding: `link` is the distance forward to the head;
 /// - body: `link` is the distance back to the head.
 ///
-/// `seg_max` is only meaningful on the first slot of a segment: the length
-/// of the longest free run of that segment.
+/// `seg_max` and `seg_free` are only meaningful on the first slot of a
+/// segment: the length of the longest free run of that segment, and the
+/// offset in the segment of its first free slot (the segment length if
+/// none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
     orig: u64,
@@ -610,6 +612,7 @@ pub struct Slot {
     link: u16,
     offset: u16,
     seg_max: u16,
+    seg_free: u16,
     kind: Kind,
 }
 
@@ -629,11 +632,13 @@ impl Slot {
             link: 0,
             offset: 0,
             seg_max: 0,
+            seg_free: 0,
             kind: Kind::Free,
         }
     }
 
-    /// Turns the slot into a free slot with the given run, keeping `seg_max`.
+    /// Turns the slot into a free slot with the given run, keeping the
+    /// segment summary.
     fn set_free(&mut self, run: u16) {
         self.orig = 0;
         self.size = 0;
@@ -870,6 +875,7 @@ impl Pool {
             }
             if let Some(s) = chunk.first_mut() {
                 s.seg_max = u16::try_from(len).map_err(|_| ConfigError::BadSegmentSize)?;
+                s.seg_free = 0;
             }
         }
         Ok(Area {
@@ -1204,7 +1210,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             if usize::from(head.seg_max) >= n {
                 let mut best: Option<(usize, usize)> = None;
                 let mut seen = 0usize;
-                let mut i = seg_start;
+                let mut i = seg_start.saturating_add(usize::from(head.seg_free));
                 while i < seg_end {
                     let s = self.slot(i)?;
                     let run = usize::from(s.run).max(1);
@@ -1299,6 +1305,18 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         if old_run >= seg_max {
             let longest = self.seg_longest(ss, se)?;
             self.slot_mut(ss)?.seg_max = longest;
+        }
+        if c == ss.saturating_add(usize::from(self.slot(ss)?.seg_free)) {
+            // The block took the first free slot: find the next one.
+            let mut j = end;
+            while j < se {
+                let s = self.slot(j)?;
+                if s.kind == Kind::Free {
+                    break;
+                }
+                j = j.saturating_add(usize::from(s.run).max(1));
+            }
+            self.slot_mut(ss)?.seg_free = slot_u16(j.min(se) - ss)?;
         }
         self.used = self.used.checked_add(n).ok_or(Corrupt)?;
         Ok(())
@@ -1436,8 +1454,16 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             count = count.checked_add(1).ok_or(Corrupt)?;
             p.run = count;
         }
+        // `i` is now the first slot of the merged free run (or the used
+        // slot just before it).
+        let run_start = if self.slot(i)?.kind == Kind::Free {
+            i
+        } else {
+            i + 1
+        };
         let seg_head = self.slot_mut(ss)?;
         seg_head.seg_max = seg_head.seg_max.max(count);
+        seg_head.seg_free = seg_head.seg_free.min(slot_u16(run_start - ss)?);
         self.used = self.used.checked_sub(n).ok_or(Corrupt)?;
         Ok(Released {
             orig: s.orig,
@@ -1530,6 +1556,12 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             let head = self.slots.get(seg_start).ok_or(bad(seg_start, "index"))?;
             if head.seg_max != longest {
                 return Err(bad(seg_start, "segment longest run"));
+            }
+            let first_free = (seg_start..seg_end)
+                .find(|&k| self.slots.get(k).is_some_and(|s| s.kind == Kind::Free))
+                .unwrap_or(seg_end);
+            if usize::from(head.seg_free) != first_free - seg_start {
+                return Err(bad(seg_start, "segment first free slot"));
             }
             seg_start = seg_end;
         }
