@@ -112,9 +112,9 @@ unsigned long xendma_mfn_to_pfn(unsigned long mfn)
 	return mfn;
 }
 
-unsigned long xendma_virt_to_pfn(const void *addr)
+unsigned long xendma_page_to_pfn(struct page *page)
 {
-	return virt_to_pfn(addr);
+	return page_to_pfn(page);
 }
 
 const struct dma_map_ops *xendma_get_dma_ops(struct device *dev)

@@ -26,7 +26,8 @@ bool xendma_xen_initial_domain(void);
 int xendma_xen_version(void);
 unsigned long xendma_pfn_to_mfn(unsigned long pfn);
 unsigned long xendma_mfn_to_pfn(unsigned long mfn);
-unsigned long xendma_virt_to_pfn(const void *addr);
+struct page;
+unsigned long xendma_page_to_pfn(struct page *page);
 
 const struct dma_map_ops *xendma_get_dma_ops(struct device *dev);
 void xendma_set_dma_ops(struct device *dev, const struct dma_map_ops *ops);

@@ -269,7 +269,6 @@ pub fn expected_xen() -> &'static CStr {
 
 /// The page frame number of `page`.
 pub fn page_pfn(page: &kernel::page::Page) -> usize {
-    let addr = page.as_ptr();
-    // SAFETY: `addr` is the kernel (linear map) address of a page we hold.
-    unsafe { super::xendma_virt_to_pfn(addr.cast()) as usize }
+    // SAFETY: `as_ptr` is the `struct page` of a page we hold.
+    unsafe { super::xendma_page_to_pfn(page.as_ptr()) as usize }
 }

@@ -44,7 +44,8 @@ def main():
         dmesg = m.group(1).replace('\r', '')
     if '@@XENDMA-DONE' not in text:
         problems.append('the %s guest did not finish (no @@XENDMA-DONE): crash, hang or timeout' % lane)
-    lines = dmesg.splitlines()
+    # The Xen console (hvc) doubles line ends: drop the empty lines it adds.
+    lines = [l.rstrip() for l in dmesg.splitlines() if l.strip()]
     stripped = [TS.sub('', l) for l in lines]
 
     # Reports of the kernel's detectors, anywhere in the lane's kernel log.
