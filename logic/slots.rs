@@ -1950,6 +1950,177 @@ mod tests {
     }
 
     #[test]
+    fn alloc_align_mask_alone() {
+        let (pool, mut area) = area_for(PoolConfig::new(0, 128));
+        alloc(&pool, &mut area, MapRequest::new(0, 1)).unwrap();
+        // 16 KiB alignment, small request: block starts on slot 8.
+        let b = alloc(
+            &pool,
+            &mut area,
+            MapRequest::new(0x1234, 100).with_alloc_align_mask(0x3fff),
+        )
+        .unwrap();
+        assert_eq!(b.addr, 8 * 2048);
+        assert_eq!(b.pad_slots, 0);
+        // The block is rounded up to the alignment: 16 KiB = 8 slots.
+        assert_eq!(b.nslots, 8);
+    }
+
+    #[test]
+    fn small_min_align_mask_keeps_in_slot_offset() {
+        let (pool, mut area) = area_for(PoolConfig::new(0, 128));
+        let orig = 0xabc_d123;
+        let b = alloc(
+            &pool,
+            &mut area,
+            MapRequest::new(orig, 5000).with_min_align_mask(0x3f),
+        )
+        .unwrap();
+        assert_eq!(b.addr & 0x3f, orig & 0x3f);
+        assert_eq!(b.addr & !0x7ff, b.first_slot as u64 * 2048);
+        // With a min_align_mask the page-alignment default does not apply:
+        // the block (3 slots) may start on an odd slot.
+        let c = alloc(
+            &pool,
+            &mut area,
+            MapRequest::new(0x40, 5000).with_min_align_mask(0x7ff),
+        )
+        .unwrap();
+        assert_eq!(c.first_slot, 3);
+        assert_eq!(c.addr & 0x7ff, 0x40);
+    }
+
+    #[test]
+    fn lookup_inside_body_slots() {
+        let (pool, mut area) = area_for(PoolConfig::new(0x10_0000, 128));
+        let b = alloc(
+            &pool,
+            &mut area,
+            MapRequest::new(0x5_0100, 9000).with_min_align_mask(0xfff),
+        )
+        .unwrap();
+        let r = area.lookup(b.addr + 6000, 5000).unwrap();
+        assert_eq!(r.orig, 0x5_0100 + 6000);
+        assert_eq!(
+            (r.len, r.truncated, r.offset_in_mapping),
+            (3000, true, 6000)
+        );
+        assert_eq!(area.lookup(b.addr - 1, 1), Err(UnmapError::NotMapped));
+        let live: Vec<LiveMapping> = area.live_mappings().collect();
+        assert_eq!(
+            live,
+            [LiveMapping {
+                addr: b.addr,
+                orig: 0x5_0100,
+                size: 9000
+            }]
+        );
+    }
+
+    struct TestSet {
+        stats: Stats,
+        pools: Vec<(Pool, Vec<core::cell::RefCell<Area<Vec<Slot>>>>)>,
+    }
+
+    impl TestSet {
+        fn new(cfgs: &[PoolConfig]) -> Self {
+            let mut set = TestSet {
+                stats: Stats::new(),
+                pools: Vec::new(),
+            };
+            for cfg in cfgs {
+                let pool = check_new_pool(&set, cfg).unwrap();
+                let areas = (0..pool.area_count())
+                    .map(|i| {
+                        let len = pool.area_slots(i).unwrap();
+                        core::cell::RefCell::new(pool.new_area(i, vec![Slot::new(); len]).unwrap())
+                    })
+                    .collect();
+                set.pools.push((pool, areas));
+            }
+            set
+        }
+    }
+
+    impl PoolSet for TestSet {
+        type Storage = Vec<Slot>;
+        fn stats(&self) -> &Stats {
+            &self.stats
+        }
+        fn pool_count(&self) -> usize {
+            self.pools.len()
+        }
+        fn pool(&self, index: usize) -> Option<&Pool> {
+            self.pools.get(index).map(|p| &p.0)
+        }
+        fn with_area<R, F>(&self, pool: usize, area: usize, f: F) -> Option<R>
+        where
+            F: FnOnce(&mut Area<Vec<Slot>>) -> R,
+        {
+            let cell = self.pools.get(pool)?.1.get(area)?;
+            Some(f(&mut cell.borrow_mut()))
+        }
+    }
+
+    #[test]
+    fn areas_tried_from_cpu_then_wrapping() {
+        let set = TestSet::new(&[PoolConfig::new(0, 512).with_cpus(4)]);
+        let m = map(&set, 6, &MapRequest::new(0, 64 * 2048)).unwrap();
+        assert_eq!(m.block.area, 2);
+        // Fill area 3, then a request from CPU 3 wraps to area 0.
+        map(&set, 3, &MapRequest::new(0, 128 * 2048)).unwrap();
+        let w = map(&set, 3, &MapRequest::new(0, 2048)).unwrap();
+        assert_eq!(w.block.area, 0);
+        assert_eq!(set.stats.snapshot().used_slots, 64 + 128 + 1);
+        assert_eq!(pool_slots_in_use(&set, 0), Some(193));
+    }
+
+    #[test]
+    fn growth_routes_by_address() {
+        let mut set = TestSet::new(&[PoolConfig::new(0, 128)]);
+        let a = map(&set, 0, &MapRequest::new(7, 128 * 2048)).unwrap();
+        assert_eq!(
+            map(&set, 0, &MapRequest::new(0, 1)).unwrap_err(),
+            MapError::NoSpace
+        );
+        assert_eq!(
+            check_new_pool(&set, &PoolConfig::new(0x1000, 8)).unwrap_err(),
+            ConfigError::Overlap
+        );
+        let grown = TestSet::new(&[PoolConfig::new(0x10_0000, 64)]);
+        set.pools.extend(grown.pools);
+        let b = map(&set, 0, &MapRequest::new(9, 3000)).unwrap();
+        assert_eq!(b.pool, 1);
+        assert!(is_bounce_addr(&set, b.addr()));
+        assert_eq!(locate(&set, b.addr()), Some((1, 0)));
+        assert_eq!(lookup(&set, b.addr(), 3000).unwrap().orig, 9);
+        assert_eq!(unmap(&set, b.addr(), 3000).unwrap().orig, 9);
+        assert_eq!(unmap(&set, a.addr(), 128 * 2048).unwrap().orig, 7);
+        assert_eq!(unmap(&set, 0x20_0000, 1), Err(UnmapError::NotBounceAddress));
+        let s = set.stats.snapshot();
+        assert_eq!((s.used_slots, s.high_water, s.failed_allocs), (0, 130, 1));
+    }
+
+    #[test]
+    fn too_large_versus_no_space() {
+        let set = TestSet::new(&[PoolConfig::new(0, 64).with_segment_slots(32)]);
+        assert_eq!(
+            map(&set, 0, &MapRequest::new(0, 32 * 2048 + 1)).unwrap_err(),
+            MapError::TooLarge
+        );
+        assert_eq!(
+            map(&set, 0, &MapRequest::new(u64::MAX, 2)).unwrap_err(),
+            MapError::BadRange
+        );
+        let empty = TestSet::new(&[]);
+        assert_eq!(
+            map(&empty, 0, &MapRequest::new(0, 1)).unwrap_err(),
+            MapError::NoSpace
+        );
+        assert_eq!(set.stats.snapshot().failed_allocs, 1);
+    }
+
+    #[test]
     fn max_mapping_size_matches_upstream() {
         let pool = Pool::new(&PoolConfig::new(0, 1024)).unwrap();
         assert_eq!(pool.max_mapping_size(0), 256 * 1024);
