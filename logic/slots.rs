@@ -2017,9 +2017,11 @@ mod tests {
         );
     }
 
+    type TestAreas = Vec<core::cell::RefCell<Area<Vec<Slot>>>>;
+
     struct TestSet {
         stats: Stats,
-        pools: Vec<(Pool, Vec<core::cell::RefCell<Area<Vec<Slot>>>>)>,
+        pools: Vec<(Pool, TestAreas)>,
     }
 
     impl TestSet {
