@@ -601,7 +601,8 @@ enum Kind {
 /// - body: `link` is the distance back to the head.
 ///
 /// `seg_max` and `seg_free` are only meaningful on the first slot of a
-/// segment: the length of the longest free run of that segment, and the
+/// segment: an upper bound of the length of the longest free run of that
+/// segment (exact after a failed walk of the segment), and the
 /// offset in the segment of its first free slot (the segment length if
 /// none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1026,8 +1027,9 @@ pub fn check_new_pool<P: PoolSet>(set: &P, cfg: &PoolConfig) -> Result<Pool, Con
 ///   them to the next used slot or segment end, and every used slot belongs
 ///   to exactly one block `[start, start + n)` lying inside the segment,
 ///   made of `pad` padding slots, one head and `n - pad - 1` body slots;
-/// - the first slot of each segment carries the longest free run of the
-///   segment;
+/// - the first slot of each segment carries an upper bound (at most the
+///   segment length) of the segment's longest free run, and the offset of
+///   its first free slot;
 /// - `used` is the number of used slots.
 #[derive(Debug)]
 pub struct Area<S> {
@@ -1116,12 +1118,13 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         self.slots.len().saturating_sub(self.used)
     }
 
-    /// Length of the longest free run of slots (any segment).
+    /// Length of the longest free run of slots (any segment); O(slots),
+    /// for diagnostics.
     pub fn max_free_run(&self) -> usize {
         self.slots
             .iter()
-            .step_by(self.geo.seg)
-            .map(|s| usize::from(s.seg_max))
+            .filter(|s| s.kind == Kind::Free)
+            .map(|s| usize::from(s.run))
             .max()
             .unwrap_or(0)
     }
@@ -1200,7 +1203,12 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
     /// inside a segment, the tighter of the first [`FIT_CANDIDATES`] free
     /// runs that can hold the block (bounded best fit), placed at its first
     /// admissible slot.
-    fn search(&self, plan: &Plan) -> Result<Option<usize>, Corrupt> {
+    ///
+    /// `seg_max` is an upper bound of the longest free run; a walk that
+    /// covers a whole segment without finding room tightens it to the
+    /// longest run seen, so that the next request of that size skips the
+    /// segment in O(1).
+    fn search(&mut self, plan: &Plan) -> Result<Option<usize>, Corrupt> {
         let n = plan.nslots;
         let len = self.slots.len();
         let mut seg_start = 0;
@@ -1210,10 +1218,14 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             if usize::from(head.seg_max) >= n {
                 let mut best: Option<(usize, usize)> = None;
                 let mut seen = 0usize;
+                let mut longest = 0u16;
                 let mut i = seg_start.saturating_add(usize::from(head.seg_free));
                 while i < seg_end {
                     let s = self.slot(i)?;
                     let run = usize::from(s.run).max(1);
+                    if s.kind == Kind::Free {
+                        longest = longest.max(s.run);
+                    }
                     if s.kind == Kind::Free && run >= n && best.is_none_or(|(l, _)| run < l) {
                         let rs = self.first.checked_add(i).ok_or(Corrupt)?;
                         let re = rs.checked_add(run).ok_or(Corrupt)?;
@@ -1230,24 +1242,12 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
                 if let Some((_, c)) = best {
                     return Ok(Some(c));
                 }
+                // Walked the whole segment in vain: tighten the bound.
+                self.slot_mut(seg_start)?.seg_max = longest;
             }
             seg_start = seg_end;
         }
         Ok(None)
-    }
-
-    /// Longest free run of the segment starting at local `seg_start`.
-    fn seg_longest(&self, seg_start: usize, seg_end: usize) -> Result<u16, Corrupt> {
-        let mut best = 0u16;
-        let mut i = seg_start;
-        while i < seg_end {
-            let s = self.slot(i)?;
-            if s.kind == Kind::Free {
-                best = best.max(s.run);
-            }
-            i = i.saturating_add(usize::from(s.run).max(1));
-        }
-        Ok(best)
     }
 
     /// Marks the block of `plan` at local index `c` as used.
@@ -1259,14 +1259,6 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         if first.kind != Kind::Free || usize::from(first.run) < n || end > se {
             return Err(Corrupt);
         }
-        // Length of the free run being split, to know whether seg_max drops.
-        let mut rs = c;
-        while rs > ss && self.slot(rs - 1)?.kind == Kind::Free {
-            rs -= 1;
-        }
-        let old_run = usize::from(self.slot(rs)?.run);
-        let seg_max = usize::from(self.slot(ss)?.seg_max);
-
         let pad = plan.pad;
         let n16 = slot_u16(n)?;
         let pad16 = slot_u16(pad)?;
@@ -1302,10 +1294,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             count = count.checked_add(1).ok_or(Corrupt)?;
             s.run = count;
         }
-        if old_run >= seg_max {
-            let longest = self.seg_longest(ss, se)?;
-            self.slot_mut(ss)?.seg_max = longest;
-        }
+        // seg_max stays an upper bound; search() tightens it lazily.
         if c == ss.saturating_add(usize::from(self.slot(ss)?.seg_free)) {
             // The block took the first free slot: find the next one.
             let mut j = end;
@@ -1554,8 +1543,8 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
                 }
             }
             let head = self.slots.get(seg_start).ok_or(bad(seg_start, "index"))?;
-            if head.seg_max != longest {
-                return Err(bad(seg_start, "segment longest run"));
+            if head.seg_max < longest || usize::from(head.seg_max) > seg_end - seg_start {
+                return Err(bad(seg_start, "segment longest-run bound"));
             }
             let first_free = (seg_start..seg_end)
                 .find(|&k| self.slots.get(k).is_some_and(|s| s.kind == Kind::Free))
