@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Usage: scripts/xen-rootfs.sh STAGING_DIR
+#
+# Copies into STAGING_DIR (the future root of a dom0 initramfs that already holds busybox) what the Xen 4.17
+# toolstack needs to create a PV domU: xl, the C xenstored, xenconsoled, xen-init-dom0, the xenstore-* tools,
+# their shared libraries (Xen's from the unpacked Debian packages, the rest from the host), a minimal
+# /etc/xen/xl.conf and the run/lib/log directories; plus the Xen kernel modules into STAGING_DIR/lib/xendma-xen/.
+# selftests/guest/xen-domU.sh drives all of it inside dom0.
+#
+# Environment: KSRC (built kernel tree, default ~/.cache/xendma/linux), XENROOT (unpacked Xen packages,
+# default ~/.cache/xendma/xen-root; made by scripts/setup.sh).
+set -euo pipefail
+
+[ $# -eq 1 ] || { echo "usage: $0 STAGING_DIR" >&2; exit 2; }
+STAGING=$1
+[ -d "$STAGING" ] || { echo "xen-rootfs: $STAGING is not a directory" >&2; exit 1; }
+
+XENDMA_CACHE=${XENDMA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xendma}
+KSRC=${KSRC:-$XENDMA_CACHE/linux}
+XENROOT=${XENROOT:-$XENDMA_CACHE/xen-root}
+XENBIN=usr/lib/xen-4.17/bin
+LIBDIR=usr/lib/x86_64-linux-gnu
+
+die() { echo "xen-rootfs: $*" >&2; exit 1; }
+[ -x "$XENROOT/$XENBIN/xl" ] || die "$XENROOT/$XENBIN/xl missing: run scripts/setup.sh"
+
+# Programs, by their path inside the unpacked tree. xenstored is the C one: it needs no OCaml runtime and no
+# libm, and starts faster than oxenstored.
+progs=("$XENBIN/xl" "$XENBIN/xenstored" "$XENBIN/xenconsoled" "$XENBIN/xen-init-dom0"
+       "$XENBIN/libxl-save-helper" "$XENBIN/xenconsole" "usr/bin/xenstore")
+xenstore_links=(xenstore-read xenstore-write xenstore-ls xenstore-list xenstore-rm xenstore-exists
+                xenstore-watch xenstore-chmod)
+modules=(drivers/xen/xen-evtchn.ko drivers/xen/xen-privcmd.ko drivers/xen/xenfs/xenfs.ko
+         drivers/xen/xen-gntdev.ko drivers/xen/xen-gntalloc.ko drivers/xen/xen-pciback/xen-pciback.ko
+         drivers/pci/xen-pcifront.ko)
+
+mkdir -p "$STAGING/$XENBIN" "$STAGING/usr/sbin" "$STAGING/usr/bin" "$STAGING/$LIBDIR" "$STAGING/lib64" \
+         "$STAGING/lib/xendma-xen" "$STAGING/etc/xen" "$STAGING/var/lib/xen" "$STAGING/var/lib/xenstored" \
+         "$STAGING/var/log/xen/console" "$STAGING/var/run/xen" "$STAGING/var/run/xenstored" \
+         "$STAGING/var/lock" "$STAGING/tmp" "$STAGING/dev/pts" "$STAGING/proc" "$STAGING/sys"
+
+for p in "${progs[@]}"; do
+    install -m 0755 "$XENROOT/$p" "$STAGING/$p"
+done
+for p in xl xenstored xenconsoled xen-init-dom0; do
+    ln -sfn "../lib/xen-4.17/bin/$p" "$STAGING/usr/sbin/$p"
+done
+for l in "${xenstore_links[@]}"; do
+    ln -sfn xenstore "$STAGING/usr/bin/$l"
+done
+
+# Shared libraries: resolve against the unpacked tree first, then the host. Everything lands in
+# /usr/lib/x86_64-linux-gnu (a default search directory of Debian's loader, so no ld.so.cache is needed),
+# the loader itself at its ELF interpreter path.
+export LD_LIBRARY_PATH=$XENROOT/$LIBDIR:$XENROOT/usr/lib/xen-4.17/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+libs=$(for p in "${progs[@]}"; do
+           out=$(ldd "$XENROOT/$p") || die "ldd $p failed"
+           if grep -q 'not found' <<< "$out"; then die "unresolved library for $p: $(grep 'not found' <<< "$out")"; fi
+           awk '$2 == "=>" && $3 ~ /^\// { print $1 " " $3 }' <<< "$out"
+       done | sort -u)
+while read -r soname path; do
+    install -m 0644 "$(readlink -f "$path")" "$STAGING/$LIBDIR/$soname"
+done <<< "$libs"
+# glibc dlopen()s libgcc_s for pthread_cancel and unwinding: without it xl aborts when the domain dies.
+libc=$(awk '$1 == "libc.so.6" { print $2 }' <<< "$libs")
+gcc_s=$(dirname "$libc")/libgcc_s.so.1
+[ -f "$gcc_s" ] || die "host $gcc_s not found"
+install -m 0644 "$(readlink -f "$gcc_s")" "$STAGING/$LIBDIR/libgcc_s.so.1"
+interp=/lib64/ld-linux-x86-64.so.2
+install -m 0755 "$(readlink -f "$interp")" "$STAGING/$interp"
+
+# No hotplug scripts: the domUs have neither disks nor NICs. dom0_mem is fixed, so no ballooning.
+cat > "$STAGING/etc/xen/xl.conf" << 'EOF'
+# written by xendma scripts/xen-rootfs.sh
+autoballoon="off"
+lockfile="/var/lock/xl"
+EOF
+
+for m in "${modules[@]}"; do
+    [ -f "$KSRC/$m" ] || die "$KSRC/$m missing (kernel not built with it as a module?)"
+    install -m 0644 "$KSRC/$m" "$STAGING/lib/xendma-xen/$(basename "$m")"
+done

@@ -1,0 +1,188 @@
+#!/bin/sh
+# Usage (inside a Xen PV dom0, as root): xen-domU.sh KERNEL RAMDISK "EXTRA_CMDLINE" BDF TIMEOUT_SECONDS
+#
+# Brings up the Xen toolstack that scripts/xen-rootfs.sh put into the dom0 initramfs (modules from
+# /lib/xendma-xen, xenfs on /proc/xen, devpts, xenstored, xen-init-dom0, xenconsoled), hands the PCI device BDF
+# to xen-pciback, `xl create`s a PV domU with that device passed through, waits until the domU is gone or
+# TIMEOUT_SECONDS have elapsed (then destroys it), and prints the domU console log between the lines
+# @@XENDMA-DOMU-LOG-BEGIN and @@XENDMA-DOMU-LOG-END.
+# Exit status: 0 when the domU powered off by itself; 1 otherwise (reason on stderr, prefixed "xen-domU:").
+# Expects proc, sys and devtmpfs mounted. Environment: XEN_DOMU_MEMORY (MiB, default 256),
+# XEN_DOMU_VCPUS (default 1), XEN_DOMU_NAME (default xendma-domU), XEN_DOMU_VERBOSE (0, 1 or 2; default 0).
+# A second call in the same dom0 reuses the running toolstack.
+
+PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+NAME=${XEN_DOMU_NAME:-xendma-domU}
+MEMORY=${XEN_DOMU_MEMORY:-256}
+VCPUS=${XEN_DOMU_VCPUS:-1}
+MODDIR=/lib/xendma-xen
+CFG=/var/lib/xen/$NAME.cfg
+XLLOG=/var/log/xen/xl-create-$NAME.log
+CONLOG=/var/log/xen/console/guest-$NAME.log
+
+fail() { echo "xen-domU: $*" >&2; exit 1; }
+# XEN_DOMU_VERBOSE=1: one line per phase, with dom0 uptime; 2: also libxl's debug log.
+VERBOSE=${XEN_DOMU_VERBOSE:-0}
+trace() { [ "$VERBOSE" = 0 ] || echo "xen-domU: [$(cut -d' ' -f1 /proc/uptime)] $*"; }
+uptime_s() { read -r up _ < /proc/uptime; echo "${up%.*}"; }
+mounted() { grep -q "^[^ ]* $1 " /proc/mounts; }
+
+[ $# -eq 5 ] || fail "usage: xen-domU.sh KERNEL RAMDISK EXTRA_CMDLINE BDF TIMEOUT_SECONDS"
+kernel=$1 ramdisk=$2 extra=$3 bdf=$4 timeout=$5
+[ -f "$kernel" ] || fail "no kernel $kernel"
+[ -f "$ramdisk" ] || fail "no ramdisk $ramdisk"
+case $timeout in ''|*[!0-9]*) fail "TIMEOUT_SECONDS must be a number: $timeout" ;; esac
+case $bdf in ????:??:??.?) ;; ??:??.?) bdf=0000:$bdf ;; *) fail "bad BDF $bdf (want 0000:00:03.0)" ;; esac
+case $extra in *\"*) fail "EXTRA_CMDLINE must not contain a double quote" ;; esac
+[ -e /sys/bus/pci/devices/$bdf ] || fail "no PCI device $bdf in dom0"
+[ -d /sys/hypervisor ] && [ "$(cat /sys/hypervisor/type 2>/dev/null)" = xen ] || fail "not running on Xen"
+
+# xl (libuuid) waits up to 1 s per UUID while the kernel's CRNG is not ready; a blocking read of /dev/random
+# makes the kernel generate entropy now instead of minutes later (immediate when the CPU has RDRAND).
+head -c 1 /dev/random > /dev/null 2>&1 &
+
+trace "loading modules"
+# Kernel modules (module names use '_' in /sys/module).
+load() {
+    m=$1; shift
+    [ -d "/sys/module/$(echo "$m" | tr - _)" ] && return 0
+    insmod "$MODDIR/$m.ko" "$@" || fail "insmod $m failed"
+}
+load xen-evtchn
+load xen-privcmd
+load xenfs
+load xen-gntdev
+load xen-gntalloc
+load xen-pciback "hide=($bdf)"
+
+# Hand the device to pciback if hide= did not (pciback was already loaded, or another driver owns it).
+drv=$(readlink "/sys/bus/pci/devices/$bdf/driver" 2>/dev/null)
+if [ "${drv##*/}" != pciback ]; then
+    [ -n "$drv" ] && echo "$bdf" > "/sys/bus/pci/devices/$bdf/driver/unbind"
+    echo "$bdf" > /sys/bus/pci/drivers/pciback/new_slot 2>/dev/null
+    echo "$bdf" > /sys/bus/pci/drivers/pciback/bind 2>/dev/null
+    drv=$(readlink "/sys/bus/pci/devices/$bdf/driver" 2>/dev/null)
+    [ "${drv##*/}" = pciback ] || fail "could not bind $bdf to pciback (driver: ${drv##*/})"
+fi
+
+mkdir -p /proc/xen /dev/pts /var/run/xen /var/run/xenstored /var/lib/xen /var/lib/xenstored \
+         /var/log/xen/console /var/lock
+mounted /proc/xen || mount -t xenfs xenfs /proc/xen || fail "mount xenfs failed"
+mounted /dev/pts || mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts || fail "mount devpts failed"
+
+# Toolstack daemons, once per boot.
+if [ ! -S /var/run/xenstored/socket ]; then
+    trace "starting xenstored"
+    xenstored -N --pid-file /var/run/xenstored.pid > /var/log/xen/xenstored.log 2>&1 &
+    t=0
+    while [ ! -S /var/run/xenstored/socket ]; do
+        [ $t -lt 200 ] || fail "xenstored did not start (see /var/log/xen/xenstored.log)"
+        sleep 0.05; t=$((t + 1))
+    done
+    trace "xen-init-dom0"
+    xen-init-dom0 > /var/log/xen/xen-init-dom0.log 2>&1 ||
+        fail "xen-init-dom0 failed: $(tail -n 1 /var/log/xen/xen-init-dom0.log)"
+fi
+if [ ! -s /var/run/xen/xenconsoled.pid ]; then
+    trace "starting xenconsoled"
+    xenconsoled --log=guest --log-dir=/var/log/xen/console --pid-file=/var/run/xen/xenconsoled.pid ||
+        fail "xenconsoled failed"
+fi
+
+cat > "$CFG" << EOF
+name = "$NAME"
+type = "pv"
+kernel = "$kernel"
+ramdisk = "$ramdisk"
+extra = "$extra"
+memory = $MEMORY
+vcpus = $VCPUS
+pci = [ '$bdf' ]
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+EOF
+
+rm -f "$CONLOG"
+trace "xl create"
+# -F: xl stays in the foreground until the domain is gone and logs its shutdown reason.
+if [ "$VERBOSE" = 2 ]; then
+    # libxl debug log, each line prefixed with dom0 uptime; printed at the end.
+    ( xl -vvv create -F "$CFG" 2>&1; echo "xl-exit $?" ) |
+        awk '{ getline u < "/proc/uptime"; close("/proc/uptime"); split(u, a, " ")
+               print a[1], $0; fflush() }' > "$XLLOG" &
+else
+    xl create -F "$CFG" > "$XLLOG" 2>&1 &
+fi
+xlpid=$!
+
+# Scans the xl log (shell builtins only: this runs five times a second) for the domid and the shutdown.
+scan_xllog() {
+    while IFS= read -r l; do
+        case $l in
+            *"Waiting for domain"*"(domid "*) l=${l#*"(domid "}; domid=${l%%")"*} ;;
+            *"has shut down"*) shut=1 ;;
+        esac
+    done < "$XLLOG"
+}
+# After the domU is gone, libxl's PV PCI removal waits (10 s, twice) for pciback to report Connected (4),
+# which it never does once the frontend has closed (5/6) or libxl asked for reconfiguring (7): nobody is
+# left to answer. Say Connected on pciback's behalf so the teardown goes on at once.
+pci_teardown_assist() {
+    be=/local/domain/0/backend/pci/$domid/0
+    case $(xenstore-read "$be/state" 2>/dev/null) in
+        5|6|7) xenstore-write "$be/state" 4 2>/dev/null; trace "pciback state set to Connected" ;;
+    esac
+}
+
+start=$(uptime_s)
+status= domid= shut= kill_at=
+while kill -0 $xlpid 2>/dev/null; do
+    now=$(uptime_s)
+    if [ -z "$status" ] && [ $((now - start)) -ge "$timeout" ]; then
+        status="timeout after ${timeout}s, domU destroyed"
+        xl destroy "$NAME" > /dev/null 2>&1 &
+        shut=1 kill_at=$((now + 60))
+    fi
+    if [ -z "$shut" ] || [ -z "$domid" ]; then
+        scan_xllog
+        [ -n "$shut" ] && trace "domU $domid shut down"
+    fi
+    [ -n "$shut" ] && [ -n "$domid" ] && pci_teardown_assist
+    if [ -n "$kill_at" ] && [ "$now" -ge "$kill_at" ]; then
+        kill $xlpid 2>/dev/null
+        break
+    fi
+    sleep 0.2
+done
+wait $xlpid
+xlrc=$?
+if [ "$VERBOSE" = 2 ]; then
+    xlrc=$(sed -n 's/.* xl-exit \([0-9]*\)$/\1/p' "$XLLOG"); xlrc=${xlrc:-1}
+    sed 's/^/xen-domU: xl: /' "$XLLOG"
+fi
+trace "xl exited $xlrc"
+
+# Let xenconsoled drain the last output.
+sleep 0.2
+echo "@@XENDMA-DOMU-LOG-BEGIN"
+[ -f "$CONLOG" ] && tr -d '\r' < "$CONLOG"
+echo "@@XENDMA-DOMU-LOG-END"
+
+if [ -z "$status" ]; then
+    reason=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$XLLOG" | tail -n 1)
+    case $reason in
+        0) [ $xlrc -eq 0 ] || status="xl create exited $xlrc" ;;
+        1) status="domU rebooted" ;;
+        3) status="domU crashed" ;;
+        '') status="xl create failed: $(grep -v '^Parsing config' "$XLLOG" | tail -n 1)" ;;
+        *) status="domU shut down with reason code $reason" ;;
+    esac
+fi
+if [ -n "$status" ]; then
+    tail -n 15 "$XLLOG" | sed 's/^/xen-domU: xl: /' >&2
+    echo "xen-domU: $status" >&2
+    exit 1
+fi
+exit 0
