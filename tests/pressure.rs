@@ -57,3 +57,31 @@ fn sweep() {
         eprintln!("target {pct}%: 40 seeds, failed ours {ours}, upstream-style {theirs}");
     }
 }
+
+/// Driver for instruction counting under callgrind (see the design note):
+/// `PAIR_IMPL=ours|upstream PAIR_PCT=50 PAIR_SIZE=1024 valgrind --tool=callgrind
+/// --collect-atstart=no --toggle-collect='*pairs_loop*' <pressure test binary>
+/// --ignored --exact pair_cost_driver`.
+#[test]
+#[ignore]
+fn pair_cost_driver() {
+    use common::workload::{pair_ours, pair_upstream, prefill_ours, prefill_upstream};
+    let imp = std::env::var("PAIR_IMPL").unwrap_or_else(|_| "ours".into());
+    let pct: usize = std::env::var("PAIR_PCT").map_or(50, |v| v.parse().unwrap());
+    let size: usize = std::env::var("PAIR_SIZE").map_or(1024, |v| v.parse().unwrap());
+    const PAIRS: usize = 10_000;
+
+    #[inline(never)]
+    fn pairs_loop(f: &mut dyn FnMut() -> bool) -> usize {
+        (0..PAIRS).filter(|_| f()).count()
+    }
+
+    let ok = if imp == "ours" {
+        let set = prefill_ours(pct, 7);
+        pairs_loop(&mut || pair_ours(&set, size))
+    } else {
+        let up = prefill_upstream(pct, 7);
+        pairs_loop(&mut || pair_upstream(&up, size))
+    };
+    eprintln!("{imp} {pct}% {size}: {ok}/{PAIRS} succeeded");
+}

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use xendma_logic::slots::{self, MapRequest};
+use xendma_logic::slots::{self, MapRequest, PoolConfig, PoolSet};
 
 use super::hostset::HostSet;
 use super::upstream::Upstream;
@@ -154,4 +154,93 @@ pub fn replay_upstream(up: &Upstream, ops: &[TraceOp]) -> Outcome {
         up.free(i, n);
     }
     out
+}
+
+// Benchmark fixtures: a 64 MiB pool (2 KiB slots, 2 areas) pre-filled
+// with a fragmented pattern.
+
+pub const NSLABS: usize = 32 * 1024; // 64 MiB
+pub const CPUS: usize = 2;
+pub const BASE: u64 = 0x4000_0000;
+
+/// Random request sizes of 1 to 8 slots, the fragmenting pre-fill.
+pub fn fill_size(rng: &mut Rng) -> usize {
+    1 + rng.below(8 * 2048) as usize
+}
+
+/// Fills the pool completely with random small mappings, then frees random
+/// ones until at most `pct` percent of the slots are used.
+pub fn prefill_ours(pct: usize, seed: u64) -> HostSet {
+    let set = HostSet::with_pool(&PoolConfig::new(BASE, NSLABS).with_cpus(CPUS), 1).unwrap();
+    if pct == 0 {
+        return set;
+    }
+    let mut rng = Rng(seed);
+    let mut live = Vec::new();
+    let mut misses = 0;
+    while misses < 64 {
+        let size = fill_size(&mut rng);
+        match slots::map(
+            &set,
+            rng.below(CPUS as u64) as usize,
+            &MapRequest::new(0, size),
+        ) {
+            Ok(m) => live.push((m.addr(), size)),
+            Err(_) => misses += 1,
+        }
+    }
+    while set.stats().snapshot().used_slots * 100 > NSLABS * pct {
+        let i = rng.below(live.len() as u64) as usize;
+        let (a, s) = live.swap_remove(i);
+        slots::unmap(&set, a, s).unwrap();
+    }
+    set
+}
+
+pub fn prefill_upstream(pct: usize, seed: u64) -> Upstream {
+    let up = Upstream::new(BASE, NSLABS, CPUS);
+    if pct == 0 {
+        return up;
+    }
+    let mut rng = Rng(seed);
+    let mut live = Vec::new();
+    let mut used = 0;
+    let mut misses = 0;
+    while misses < 64 {
+        let size = fill_size(&mut rng);
+        match up.alloc(rng.below(CPUS as u64) as usize, size) {
+            Some(b) => {
+                used += b.1;
+                live.push(b);
+            }
+            None => misses += 1,
+        }
+    }
+    while used * 100 > NSLABS * pct {
+        let i = rng.below(live.len() as u64) as usize;
+        let (s, n) = live.swap_remove(i);
+        up.free(s, n);
+        used -= n;
+    }
+    up
+}
+
+pub fn pair_ours(set: &HostSet, size: usize) -> bool {
+    match slots::map(set, 0, &MapRequest::new(0x1234_5000, size)) {
+        Ok(m) => {
+            slots::unmap(set, m.addr(), size).unwrap();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+pub fn pair_upstream(up: &Upstream, size: usize) -> bool {
+    match up.alloc(0, size) {
+        Some((s, n)) => {
+            up.free(s, n);
+            true
+        }
+        None => false,
+    }
 }
