@@ -11,6 +11,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/pci.h>
 #include <linux/stddef.h>
 #include <xen/interface/xen.h>
 #include <xen/interface/memory.h>
@@ -115,6 +116,11 @@ unsigned long xendma_mfn_to_pfn(unsigned long mfn)
 unsigned long xendma_page_to_pfn(struct page *page)
 {
 	return page_to_pfn(page);
+}
+
+struct device *xendma_pci_dev_device(struct pci_dev *pdev)
+{
+	return &pdev->dev;
 }
 
 const struct dma_map_ops *xendma_get_dma_ops(struct device *dev)

@@ -27,8 +27,10 @@ int xendma_xen_version(void);
 unsigned long xendma_pfn_to_mfn(unsigned long pfn);
 unsigned long xendma_mfn_to_pfn(unsigned long mfn);
 struct page;
+struct pci_dev;
 unsigned long xendma_page_to_pfn(struct page *page);
 
+struct device *xendma_pci_dev_device(struct pci_dev *pdev);
 const struct dma_map_ops *xendma_get_dma_ops(struct device *dev);
 void xendma_set_dma_ops(struct device *dev, const struct dma_map_ops *ops);
 int xendma_dma_mapping_error(struct device *dev, u64 dma_addr);

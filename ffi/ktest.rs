@@ -272,3 +272,19 @@ pub fn page_pfn(page: &kernel::page::Page) -> usize {
     // SAFETY: `as_ptr` is the `struct page` of a page we hold.
     unsafe { super::xendma_page_to_pfn(page.as_ptr()) as usize }
 }
+
+/// Calls `f` with the first PCI device `vendor:device` present, or returns `None`.
+pub fn with_pci_device<R>(vendor: u16, device: u16, f: impl FnOnce(&Device) -> R) -> Option<R> {
+    // SAFETY: a NULL `from` starts the search; the result is NULL or a referenced device.
+    let pdev =
+        unsafe { super::pci_get_device(vendor.into(), device.into(), core::ptr::null_mut()) };
+    if pdev.is_null() {
+        return None;
+    }
+    // SAFETY: `pdev` is referenced until `pci_dev_put` below, so its embedded `struct device` is
+    // valid for the duration of `f`.
+    let r = f(unsafe { Device::as_ref(super::xendma_pci_dev_device(pdev)) });
+    // SAFETY: drops the reference `pci_get_device` took.
+    unsafe { super::pci_dev_put(pdev) };
+    Some(r)
+}

@@ -24,6 +24,10 @@ if [ -d "$moddir/tests" ]; then
     cp -a "$moddir/tests/." "$stage/lib/xendma/tests/"
 fi
 
+# The domU needs pcifront to see its passed-through device (dom0 images get it with the toolstack).
+mkdir -p "$stage/lib/xendma-xen"
+cp "$KSRC/drivers/pci/xen-pcifront.ko" "$stage/lib/xendma-xen/"
+
 if [ "$kind" = xen ]; then
     "$REPO/scripts/xen-rootfs.sh" "$stage"
     cp "$REPO/selftests/guest/xen-domU.sh" "$stage/lib/xendma/xen-domU.sh"

@@ -25,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 fi
 
-if ! "$TOOLS/bin/bindgen" --version 2>/dev/null | grep -qx "bindgen $BINDGEN_VERSION"; then
+if ! "$TOOLS/bin/bindgen" --version 2>/dev/null | grep -x "bindgen $BINDGEN_VERSION" > /dev/null; then
     command -v cargo > /dev/null || die "cargo (rustup) is needed to install bindgen-cli"
     log "setup: cargo install bindgen-cli $BINDGEN_VERSION (about 2 minutes)"
     cargo install --quiet --locked --root "$TOOLS" bindgen-cli --version "$BINDGEN_VERSION"

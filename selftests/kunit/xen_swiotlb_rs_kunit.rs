@@ -177,6 +177,24 @@ fn mask_errors(t: &Test) {
     expect_eq!(t, dma.mask(), bit_mask(32));
 }
 
+/// QEMU's `edu` DMA engine is present in every lane (in the domU through PCI passthrough), with
+/// the PCI default 32-bit mask, and its mask can be raised and restored through `dma_api`.
+fn edu_device_masks(t: &Test) {
+    let seen = crate::ffi::ktest::with_pci_device(0x1234, 0x11e8, |dev| {
+        let dma = DmaDevice::new(dev);
+        expect_eq!(t, dma.mask(), bit_mask(32));
+        expect_eq!(t, dma.set_mask(bit_mask(64)), Ok(()));
+        expect_eq!(t, dma.mask(), bit_mask(64));
+        expect_eq!(t, dma.set_mask(bit_mask(32)), Ok(()));
+        expect_eq!(t, dma.mask(), bit_mask(32));
+    });
+    expect!(
+        t,
+        seen.is_some(),
+        "no edu device (1234:11e8) on the PCI bus"
+    );
+}
+
 /// `bit_mask` is the kernel's `DMA_BIT_MASK`.
 fn bit_masks(t: &Test) {
     expect_eq!(t, bit_mask(0), 0);
@@ -191,4 +209,8 @@ kunit_suite!(
     c"xen_swiotlb_rs_ffi",
     [layouts_match_c, detects_lane_domain, p2m_round_trips]
 );
-kunit_suite!(dma_api_suite, c"dma_api_masks", [mask_errors, bit_masks]);
+kunit_suite!(
+    dma_api_suite,
+    c"dma_api_masks",
+    [mask_errors, edu_device_masks, bit_masks]
+);
