@@ -11,6 +11,16 @@ use kernel::prelude::*;
 pub mod dma_api;
 pub mod ffi;
 
+/// The bounce pool's kernel-independent core, the same files the host crate tests.
+pub mod logic {
+    #[path = "bounce.rs"]
+    pub mod bounce;
+    #[path = "slots.rs"]
+    pub mod slots;
+    #[path = "xlate.rs"]
+    pub mod xlate;
+}
+
 #[cfg(xendma_kunit)]
 #[path = "selftests/kunit/xen_swiotlb_rs_kunit.rs"]
 mod kunit_tests;

@@ -835,11 +835,12 @@ impl Pool {
         if idx >= self.geo.nslabs {
             return None;
         }
-        let seg = idx / self.geo.seg;
+        // Checked divisions: no panic path for the kernel build (the divisors are never zero).
+        let seg = idx.checked_div(self.geo.seg)?;
         let big = self.seg_q.checked_add(1)?;
         let split = self.seg_r.checked_mul(big)?;
         let area = if seg < split {
-            seg / big
+            seg.checked_div(big)?
         } else {
             self.seg_r
                 .checked_add((seg - split).checked_div(self.seg_q)?)?
@@ -906,7 +907,7 @@ impl Pool {
         // Page alignment of page-sized mappings costs up to a page minus a
         // slot when segments do not start on page boundaries.
         let page = 1u64 << self.geo.page_shift;
-        if !seg_bytes.is_multiple_of(page) {
+        if seg_bytes % page != 0 {
             lost = lost.max(page - slot);
         }
         usize::try_from(seg_bytes.saturating_sub(lost)).unwrap_or(usize::MAX)
@@ -1226,7 +1227,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
                     if s.kind == Kind::Free {
                         longest = longest.max(s.run);
                     }
-                    if s.kind == Kind::Free && run >= n && best.is_none_or(|(l, _)| run < l) {
+                    if s.kind == Kind::Free && run >= n && best.map_or(true, |(l, _)| run < l) {
                         let rs = self.first.checked_add(i).ok_or(Corrupt)?;
                         let re = rs.checked_add(run).ok_or(Corrupt)?;
                         if let Some(c) = Self::fit_in_run(plan, rs, re) {

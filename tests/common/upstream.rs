@@ -79,7 +79,7 @@ impl Upstream {
                 }
                 let mut count = 0;
                 let mut i = index;
-                while !i.is_multiple_of(self.seg) && area.list[i - 1] != 0 {
+                while i % self.seg != 0 && area.list[i - 1] != 0 {
                     i -= 1;
                     count += 1;
                     area.list[i] = count;
@@ -113,7 +113,7 @@ impl Upstream {
         let mut area = self.areas[a].lock().unwrap();
         let index = slot - a * self.area_nslabs;
         let end = index + nslots;
-        let mut count = if !end.is_multiple_of(self.seg) {
+        let mut count = if end % self.seg != 0 {
             area.list[end]
         } else {
             0
@@ -123,7 +123,7 @@ impl Upstream {
             area.list[i] = count;
         }
         let mut i = index;
-        while !i.is_multiple_of(self.seg) && area.list[i - 1] != 0 {
+        while i % self.seg != 0 && area.list[i - 1] != 0 {
             i -= 1;
             count += 1;
             area.list[i] = count;
