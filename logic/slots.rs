@@ -907,7 +907,7 @@ impl Pool {
         // Page alignment of page-sized mappings costs up to a page minus a
         // slot when segments do not start on page boundaries.
         let page = 1u64 << self.geo.page_shift;
-        if seg_bytes % page != 0 {
+        if seg_bytes.checked_rem(page) != Some(0) {
             lost = lost.max(page - slot);
         }
         usize::try_from(seg_bytes.saturating_sub(lost)).unwrap_or(usize::MAX)
@@ -1155,7 +1155,8 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
 
     /// Local bounds `[start, end)` of the segment holding local slot `i`.
     fn seg_bounds(&self, i: usize) -> (usize, usize) {
-        let start = i - i % self.geo.seg;
+        // Checked: no division panic path in the kernel build (`seg` is never zero).
+        let start = i - i.checked_rem(self.geo.seg).unwrap_or(0);
         let end = start.saturating_add(self.geo.seg).min(self.slots.len());
         (start, end)
     }
@@ -1189,11 +1190,12 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             };
             let s = base_slot.checked_add(to_u64(c))?;
             let e = s.checked_add(to_u64(plan.nslots) - 1)?;
-            if s / period == e / period {
+            let first_period = s.checked_div(period)?;
+            if Some(first_period) == e.checked_div(period) {
                 return Some(c);
             }
             // Move to the next boundary and align again.
-            let next = (s / period).checked_add(1)?.checked_mul(period)?;
+            let next = first_period.checked_add(1)?.checked_mul(period)?;
             let next_idx = usize::try_from(next.checked_sub(base_slot)?).ok()?;
             c = Self::align_up(plan, next_idx)?;
         }
@@ -1621,7 +1623,7 @@ pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<Mapping,
         };
         fits_somewhere = true;
         let nareas = pool.area_count();
-        let start = cpu % nareas.max(1);
+        let start = cpu.checked_rem(nareas).unwrap_or(0);
         for k in 0..nareas {
             let a = if start + k >= nareas {
                 start + k - nareas

@@ -214,3 +214,75 @@ kunit_suite!(
     c"dma_api_masks",
     [mask_errors, edu_device_masks, bit_masks]
 );
+
+/// The bounce pool's slot allocator, compiled by the kernel toolchain (overflow checks on) over
+/// kernel-allocated metadata: `min_align_mask` is honoured, sync lookups find the original, and
+/// wrong-size, misplaced, double and foreign frees are refused without disturbing the pool.
+fn slots_in_kernel(t: &Test) {
+    use crate::logic::slots::{MapRequest, Pool, PoolConfig, Slot, UnmapError};
+    use kernel::alloc::{flags::GFP_KERNEL, KVec};
+
+    let Ok(pool) = Pool::new(&PoolConfig::new(0x1000_0000, 256)) else {
+        expect!(t, false, "Pool::new refused a 256-slot pool");
+        return;
+    };
+    let n = pool.area_slots(0).unwrap_or(0);
+    expect_eq!(t, n, 256);
+    let mut storage = KVec::new();
+    for _ in 0..n {
+        if storage.push(Slot::new(), GFP_KERNEL).is_err() {
+            expect!(t, false, "out of memory");
+            return;
+        }
+    }
+    let Ok(mut area) = pool.new_area(0, storage) else {
+        expect!(t, false, "new_area refused its storage");
+        return;
+    };
+    let req = MapRequest::new(0x12345, 5000).with_min_align_mask(0xfff);
+    let block = match pool.plan(&req).map(|plan| area.try_alloc(&plan)) {
+        Ok(Ok(Some(block))) => block,
+        _ => {
+            expect!(t, false, "allocation of 5000 bytes failed in an empty pool");
+            return;
+        }
+    };
+    expect_eq!(t, block.addr & 0xfff, 0x345);
+    expect!(t, pool.contains(block.addr));
+    expect_eq!(
+        t,
+        area.lookup(block.addr + 100, 10).map(|r| (r.orig, r.len)),
+        Ok((0x12345 + 100, 10))
+    );
+    expect_eq!(
+        t,
+        area.release(block.addr, 4096).map(|r| r.size),
+        Err(UnmapError::SizeMismatch {
+            mapped: 5000,
+            given: 4096
+        })
+    );
+    expect_eq!(
+        t,
+        area.release(block.addr + 1, 5000).map(|r| r.size),
+        Err(UnmapError::NotMappingStart)
+    );
+    expect_eq!(
+        t,
+        area.release(block.addr, 5000).map(|r| (r.orig, r.size)),
+        Ok((0x12345, 5000))
+    );
+    expect_eq!(
+        t,
+        area.release(block.addr, 5000).map(|r| r.size),
+        Err(UnmapError::NotMapped)
+    );
+    expect_eq!(
+        t,
+        area.release(0x1, 5000).map(|r| r.size),
+        Err(UnmapError::NotBounceAddress)
+    );
+    expect_eq!(t, area.used_slots(), 0);
+}
+
+kunit_suite!(slots_suite, c"xen_swiotlb_rs_slots", [slots_in_kernel]);
