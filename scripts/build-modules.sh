@@ -28,5 +28,11 @@ if ! (cd "$REPO" && /usr/bin/rustfmt --edition 2021 --config-path "$KSRC/.rustfm
     head -40 "$out/rustfmt.log"
     die "rustfmt: the kernel-side sources are not formatted (run rustfmt --config-path $KSRC/.rustfmt.toml)"
 fi
+# Production modules carry no test code; every test build carries KUnit suites.
+for m in xen_swiotlb_rs odp_umem; do
+    has=$(readelf -SW "$src/$m.ko" | grep -c '\.kunit_test_suites' || true)
+    if [ "$variant" = prod ] && [ "$has" != 0 ]; then die "$m.ko (production) contains KUnit suites"; fi
+    if [ "$variant" = test ] && [ "$has" = 0 ]; then die "$m.ko (test build) contains no KUnit suite"; fi
+done
 cp "$src"/xen_swiotlb_rs.ko "$src"/odp_umem.ko "$out/"
 log "build: $variant modules ok ($out)"
