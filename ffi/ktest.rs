@@ -288,3 +288,35 @@ pub fn with_pci_device<R>(vendor: u16, device: u16, f: impl FnOnce(&Device) -> R
     unsafe { super::pci_dev_put(pdev) };
     Some(r)
 }
+
+/// Checks a generated structure against the C compiler: its size and the offset of each field
+/// listed (`rust_name = c_name` where bindgen renamed a field, e.g. `in_ = in`).
+///
+/// # Examples
+///
+/// ```ignore
+/// check_layout!(t, hmm_range, [notifier, start, end]);
+/// ```
+#[macro_export]
+macro_rules! check_layout {
+    ($t:expr, $ty:ident, [$($field:ident $(= $cname:ident)?),+ $(,)?]) => {
+        $crate::ffi::ktest::check_layouts(
+            $t,
+            &[
+                (
+                    concat!("sizeof(struct ", stringify!($ty), ")"),
+                    core::mem::size_of::<$crate::ffi::$ty>(),
+                ),
+                $((
+                    concat!(
+                        "offsetof(struct ", stringify!($ty), ", ",
+                        $crate::check_layout!(@c $field $($cname)?), ")"
+                    ),
+                    core::mem::offset_of!($crate::ffi::$ty, $field),
+                ),)+
+            ],
+        )
+    };
+    (@c $field:ident) => { stringify!($field) };
+    (@c $field:ident $cname:ident) => { stringify!($cname) };
+}

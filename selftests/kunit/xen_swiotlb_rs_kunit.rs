@@ -3,115 +3,38 @@
 //! KUnit suites of the xen_swiotlb_rs test build.
 
 use crate::dma_api::{bit_mask, DmaDevice};
-use crate::ffi::{self, ktest::Test, xen};
-use crate::{expect, expect_eq, kunit_suite};
-use core::mem::{offset_of, size_of};
+use crate::ffi::{ktest::Test, xen};
+use crate::{check_layout, expect, expect_eq, kunit_suite};
 use kernel::error::code::EIO;
 
 /// The generated `dma_map_ops` and Xen memory structures match the C compiler's layout.
 fn layouts_match_c(t: &Test) {
-    ffi::ktest::check_layouts(
+    check_layout!(
         t,
-        &[
-            ("sizeof(struct dma_map_ops)", size_of::<ffi::dma_map_ops>()),
-            (
-                "offsetof(struct dma_map_ops, alloc)",
-                offset_of!(ffi::dma_map_ops, alloc),
-            ),
-            (
-                "offsetof(struct dma_map_ops, free)",
-                offset_of!(ffi::dma_map_ops, free),
-            ),
-            (
-                "offsetof(struct dma_map_ops, mmap)",
-                offset_of!(ffi::dma_map_ops, mmap),
-            ),
-            (
-                "offsetof(struct dma_map_ops, map_page)",
-                offset_of!(ffi::dma_map_ops, map_page),
-            ),
-            (
-                "offsetof(struct dma_map_ops, unmap_page)",
-                offset_of!(ffi::dma_map_ops, unmap_page),
-            ),
-            (
-                "offsetof(struct dma_map_ops, map_sg)",
-                offset_of!(ffi::dma_map_ops, map_sg),
-            ),
-            (
-                "offsetof(struct dma_map_ops, unmap_sg)",
-                offset_of!(ffi::dma_map_ops, unmap_sg),
-            ),
-            (
-                "offsetof(struct dma_map_ops, sync_single_for_cpu)",
-                offset_of!(ffi::dma_map_ops, sync_single_for_cpu),
-            ),
-            (
-                "offsetof(struct dma_map_ops, sync_single_for_device)",
-                offset_of!(ffi::dma_map_ops, sync_single_for_device),
-            ),
-            (
-                "offsetof(struct dma_map_ops, sync_sg_for_cpu)",
-                offset_of!(ffi::dma_map_ops, sync_sg_for_cpu),
-            ),
-            (
-                "offsetof(struct dma_map_ops, sync_sg_for_device)",
-                offset_of!(ffi::dma_map_ops, sync_sg_for_device),
-            ),
-            (
-                "offsetof(struct dma_map_ops, dma_supported)",
-                offset_of!(ffi::dma_map_ops, dma_supported),
-            ),
-            (
-                "offsetof(struct dma_map_ops, get_required_mask)",
-                offset_of!(ffi::dma_map_ops, get_required_mask),
-            ),
-            (
-                "offsetof(struct dma_map_ops, max_mapping_size)",
-                offset_of!(ffi::dma_map_ops, max_mapping_size),
-            ),
-            (
-                "sizeof(struct xen_memory_reservation)",
-                size_of::<ffi::xen_memory_reservation>(),
-            ),
-            (
-                "offsetof(struct xen_memory_reservation, extent_start)",
-                offset_of!(ffi::xen_memory_reservation, extent_start),
-            ),
-            (
-                "offsetof(struct xen_memory_reservation, nr_extents)",
-                offset_of!(ffi::xen_memory_reservation, nr_extents),
-            ),
-            (
-                "offsetof(struct xen_memory_reservation, extent_order)",
-                offset_of!(ffi::xen_memory_reservation, extent_order),
-            ),
-            (
-                "offsetof(struct xen_memory_reservation, address_bits)",
-                offset_of!(ffi::xen_memory_reservation, address_bits),
-            ),
-            (
-                "offsetof(struct xen_memory_reservation, domid)",
-                offset_of!(ffi::xen_memory_reservation, domid),
-            ),
-            (
-                "sizeof(struct xen_memory_exchange)",
-                size_of::<ffi::xen_memory_exchange>(),
-            ),
-            (
-                "offsetof(struct xen_memory_exchange, in)",
-                offset_of!(ffi::xen_memory_exchange, in_),
-            ),
-            (
-                "offsetof(struct xen_memory_exchange, out)",
-                offset_of!(ffi::xen_memory_exchange, out),
-            ),
-            (
-                "offsetof(struct xen_memory_exchange, nr_exchanged)",
-                offset_of!(ffi::xen_memory_exchange, nr_exchanged),
-            ),
-        ],
+        dma_map_ops,
+        [
+            alloc,
+            free,
+            mmap,
+            map_page,
+            unmap_page,
+            map_sg,
+            unmap_sg,
+            sync_single_for_cpu,
+            sync_single_for_device,
+            sync_sg_for_cpu,
+            sync_sg_for_device,
+            dma_supported,
+            get_required_mask,
+            max_mapping_size,
+        ]
     );
+    check_layout!(
+        t,
+        xen_memory_reservation,
+        [extent_start, nr_extents, extent_order, address_bits, domid]
+    );
+    check_layout!(t, xen_memory_exchange, [in_ = in, out, nr_exchanged]);
 }
 
 /// The domain the module detects is the one the lane runner says it started, and a real
