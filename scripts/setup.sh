@@ -37,9 +37,9 @@ if [ "$(cat "$XENROOT/.xendma-stamp" 2>/dev/null)" != "$xenkey" ]; then
     log "setup: downloading and unpacking Xen 4.17 packages into $XENROOT"
     rm -rf "$XENROOT" "$XENDMA_CACHE/xen-debs"
     mkdir -p "$XENROOT" "$XENDMA_CACHE/xen-debs"
-    if ! (cd "$XENDMA_CACHE/xen-debs" && apt-get download -qq "${XEN_PACKAGES[@]}" >&2); then
+    if ! (cd "$XENDMA_CACHE/xen-debs" && apt-get download -qq -o APT::Sandbox::User=root "${XEN_PACKAGES[@]}" >&2); then
         $sudo apt-get update -qq
-        (cd "$XENDMA_CACHE/xen-debs" && apt-get download -qq "${XEN_PACKAGES[@]}" >&2)
+        (cd "$XENDMA_CACHE/xen-debs" && apt-get download -qq -o APT::Sandbox::User=root "${XEN_PACKAGES[@]}" >&2)
     fi
     for deb in "$XENDMA_CACHE"/xen-debs/*.deb; do dpkg -x "$deb" "$XENROOT"; done
     zcat "$XENROOT"/boot/xen-4.17-amd64.gz > "$XENROOT/xen.bin"
