@@ -8,7 +8,7 @@ out=$1
 log=$out/logs/host.log
 mkdir -p "$out/logs"
 rc=0
-(cd "$REPO" && cargo test --locked --all-targets 2>&1 && cargo fmt --check 2>&1) > "$log" || rc=$?
+(cd "$REPO" && cargo test --locked --no-fail-fast 2>&1 && cargo fmt --check 2>&1) > "$log" || rc=$?
 python3 - "$log" "$out/summary.tsv" "$rc" <<'PY'
 import re, sys
 log, tsv, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
