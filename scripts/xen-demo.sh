@@ -7,8 +7,9 @@
 #
 # Environment: BUILD (default <repo>/build), KSRC, XENROOT, XENDMA_CACHE as in scripts/lib.sh;
 # XEN_DEMO_TIMEOUT (QEMU wall-clock limit in seconds, default 300); XEN_DEMO_DOM0_ARGS, XEN_DEMO_DOMU_ARGS
-# (below); XEN_DEMO_DOMU_KERNEL=vmlinux|bzImage (default vmlinux); XEN_DEMO_VERBOSE (0, 1 = phase lines,
-# 2 = also libxl's debug log; default 1); XEN_DEMO_RUNS (domUs in a row, default 1: all must pass).
+# (below); XEN_DEMO_DOM0_KERNEL, XEN_DEMO_DOMU_KERNEL = vmlinux|bzImage (default vmlinux); XEN_DEMO_VERBOSE (0, 1 = phase lines,
+# 2 = also libxl's debug log; default 1); XEN_DEMO_RUNS (domUs in a row, default 1: all must pass);
+# XEN_DEMO_DOMU_MEMORY (MiB, default 256).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -103,8 +104,8 @@ mount -t devtmpfs devtmpfs /dev
 mount -t debugfs debugfs /sys/kernel/debug
 echo "@@XENDMA-DOM0-UP \$(cut -d' ' -f1 /proc/uptime)"
 for run in \$(seq $RUNS); do
-    XEN_DOMU_VERBOSE=${XEN_DEMO_VERBOSE:-1} /bin/xen-domU.sh /domU/kernel /domU/initramfs.cpio \
-        "console=hvc0 $DOMU_ARGS" $BDF $DOMU_TIMEOUT
+    XEN_DOMU_VERBOSE=${XEN_DEMO_VERBOSE:-1} XEN_DOMU_MEMORY=${XEN_DEMO_DOMU_MEMORY:-256} \
+        /bin/xen-domU.sh /domU/kernel /domU/initramfs.cpio "console=hvc0 $DOMU_ARGS" $BDF $DOMU_TIMEOUT
     echo "@@XENDMA-DOM0-RC \$? \$(cut -d' ' -f1 /proc/uptime)"
 done
 poweroff -f
@@ -112,13 +113,23 @@ EOF
 chmod 0755 "$dom0/init"
 mkcpio "$dom0" "$OUT/dom0-initramfs.cpio"
 
+# dom0 kernel: Xen takes an ELF as well as a bzImage; the ELF spares it the xz decompression under TCG.
+if [ "${XEN_DEMO_DOM0_KERNEL:-vmlinux}" = vmlinux ]; then
+    strip -o "$OUT/dom0-vmlinux" "$KSRC/vmlinux"
+    dom0_kernel=$OUT/dom0-vmlinux
+else
+    dom0_kernel=$bzimage
+fi
+
 log=$OUT/serial.log
 qemu=(qemu-system-x86_64 -machine q35 -device intel-iommu,intremap=off -cpu qemu64,+rdrand -m 1G -smp 2
-      -nodefaults -display none -no-reboot -serial stdio -device edu,addr=3
+      -nodefaults -display none -no-reboot -serial file:/dev/stdout -device edu,addr=3
       -kernel "$XENROOT/xen.bin"
       -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M bootscrub=0 loglvl=all guest_loglvl=all iommu=verbose"
-      -initrd "$KSRC/arch/x86/boot/bzImage console=hvc0 earlyprintk=xen ${DOM0_ARGS//,/,,},$OUT/dom0-initramfs.cpio")
-printf '%q ' timeout "$QEMU_TIMEOUT" "${qemu[@]}" > "$OUT/qemu-cmdline"
+      -initrd "$dom0_kernel console=hvc0 earlyprintk=xen ${DOM0_ARGS//,/,,},$OUT/dom0-initramfs.cpio")
+for a in timeout "$QEMU_TIMEOUT" "${qemu[@]}"; do
+    case $a in *' '*) printf "'%s' " "$a" ;; *) printf '%s ' "$a" ;; esac
+done > "$OUT/qemu-cmdline"
 echo >> "$OUT/qemu-cmdline"
 
 # Serial output, each line prefixed with host seconds since QEMU started.
@@ -133,9 +144,12 @@ stamp() {
 echo "xen-demo: booting Xen + dom0 (log: $log)" >&2
 start=${EPOCHREALTIME/./}
 set +e
-timeout "$QEMU_TIMEOUT" "${qemu[@]}" < /dev/null | stamp > "$log"
-rc=${PIPESTATUS[0]}
+TIMEFORMAT='%U %S'
+cpu=$( { time timeout "$QEMU_TIMEOUT" "${qemu[@]}" < /dev/null 2> "$OUT/qemu.stderr" | stamp > "$log"
+         rc=${PIPESTATUS[0]}; } 2>&1; exit $rc)
+rc=$?
 set -e
+cpu=$(awk '{ printf "%.1f", $1 + $2 }' <<< "$cpu")
 elapsed_us=$(( ${EPOCHREALTIME/./} - start ))
 elapsed=$((elapsed_us / 1000000)).$((elapsed_us / 100000 % 10))
 sed 's/^ *[0-9]*\.[0-9]* //' "$log" > "$OUT/serial.txt"
@@ -145,12 +159,13 @@ ok=1
 [ "$(grep -c '^hello from domU' "$OUT/domU.log")" = "$RUNS" ] || ok=0
 [ "$(grep -c '^  [0-9a-f:.]* 1234:11e8 ' "$OUT/domU.log")" = "$RUNS" ] || ok=0
 [ "$(grep -c '^@@XENDMA-DOM0-RC 0 ' "$OUT/serial.txt")" = "$RUNS" ] || ok=0
-echo "xen-demo: QEMU exit $rc after $elapsed s"
+echo "xen-demo: QEMU exit $rc after $elapsed s (host CPU time $cpu s)"
 grep -a -E '^ *[0-9.]+ (@@XENDMA-DOM0|xen-domU:)' "$log" || true
 if [ $ok = 1 ]; then
     cat "$OUT/domU.log" | grep -v '^@@' | tail -n 20
     echo "xen-demo: PASS (domU said hello and saw the edu device 1234:11e8)"
 else
     tail -n 40 "$OUT/serial.txt" >&2
+    cat "$OUT/qemu.stderr" >&2
     die "FAIL (see $OUT/serial.txt)"
 fi
