@@ -54,7 +54,8 @@ impl Test {
 
     /// Registers a device on KUnit's own bus, released by KUnit when the case ends.
     ///
-    /// Such a device has no DMA mask of its own: the DMA API treats it as "no DMA".
+    /// Such a device has no driver and no bus DMA constraints; in 6.12 it does have DMA mask
+    /// storage, so the DMA API accepts masks for it as the platform allows.
     pub fn device(&self, name: &'static CStr) -> Result<&Device> {
         // SAFETY: `raw` is the running test (type invariant) and `name` is NUL-terminated and
         // outlives the device.
@@ -86,8 +87,14 @@ pub struct Cases<const N: usize>(UnsafeCell<[kunit_case; N]>);
 unsafe impl<const N: usize> Sync for Cases<N> {}
 
 impl<const N: usize> Cases<N> {
-    /// Builds the array from `(name, trampoline)` pairs; the last element must be [`Cases::END`].
+    /// Builds the array from cases made by [`Cases::case`]; the last element must be
+    /// [`Cases::END`], since KUnit walks the array up to it (checked at compile time when used in
+    /// a static, as [`kunit_suite!`](crate::kunit_suite) does).
     pub const fn new(cases: [kunit_case; N]) -> Self {
+        assert!(
+            N > 0 && cases[N - 1].run_case.is_none(),
+            "the last KUnit case must be the terminator"
+        );
         Self(UnsafeCell::new(cases))
     }
 
