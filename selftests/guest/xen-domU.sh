@@ -3,8 +3,8 @@
 #
 # Brings up the Xen toolstack that scripts/xen-rootfs.sh put into the dom0 initramfs (modules from
 # /lib/xendma-xen, xenfs on /proc/xen, devpts, xenstored, xen-init-dom0, xenconsoled), hands the PCI device BDF
-# to xen-pciback, `xl create`s a PV domU with that device passed through, waits until the domU is gone or
-# TIMEOUT_SECONDS have elapsed (then destroys it), and prints the domU console log between the lines
+# to xen-pciback, `xl create`s a PV domU with that device passed through, waits until the domU shuts down or
+# TIMEOUT_SECONDS have elapsed, destroys it, and prints the domU console log between the lines
 # @@XENDMA-DOMU-LOG-BEGIN and @@XENDMA-DOMU-LOG-END.
 # Exit status: 0 when the domU powered off by itself; 1 otherwise (reason on stderr, prefixed "xen-domU:").
 # Expects proc, sys and devtmpfs mounted. Environment: XEN_DOMU_MEMORY (MiB, default 256),
@@ -91,6 +91,8 @@ if [ ! -s /var/run/xen/xenconsoled.pid ]; then
         fail "xenconsoled failed"
 fi
 
+# "preserve": xl leaves the shut-down domain in place, so xenconsoled (which drops a console only once its
+# domain is dying) still reads the last lines, e.g. a panic, before this script destroys the domain.
 cat > "$CFG" << EOF
 name = "$NAME"
 type = "pv"
@@ -100,14 +102,14 @@ extra = "$extra"
 memory = $MEMORY
 vcpus = $VCPUS
 pci = [ '$bdf' ]
-on_poweroff = "destroy"
-on_reboot = "destroy"
-on_crash = "destroy"
+on_poweroff = "preserve"
+on_reboot = "preserve"
+on_crash = "preserve"
 EOF
 
 rm -f "$CONLOG"
 trace "xl create"
-# -F: xl stays in the foreground until the domain is gone and logs its shutdown reason.
+# -F: xl stays in the foreground until the domain has shut down, and logs the reason.
 if [ "$VERBOSE" = 2 ]; then
     # libxl debug log, each line prefixed with dom0 uptime; printed at the end.
     ( xl -vvv create -F "$CFG" 2>&1; echo "xl-exit $?" ) |
@@ -118,56 +120,64 @@ else
 fi
 xlpid=$!
 
-# Scans the xl log (shell builtins only: the wait loop below runs twice a second and every fork costs the
-# PV dom0 a pile of page-table hypercalls) for the domid and the shutdown.
-scan_xllog() {
-    while IFS= read -r l; do
-        case $l in
-            *"Waiting for domain"*"(domid "*) l=${l#*"(domid "}; domid=${l%%")"*} ;;
-            *"has shut down"*) shut=1 ;;
-        esac
-    done < "$XLLOG"
-}
-# After the domU is gone, libxl's PV PCI removal waits (10 s, twice) for pciback to report Connected (4),
-# which it never does once the frontend has closed (5/6) or libxl asked for reconfiguring (7): nobody is
-# left to answer. Say Connected on pciback's behalf so the teardown goes on at once.
-pci_teardown_assist() {
-    be=/local/domain/0/backend/pci/$domid/0
-    case $(xenstore-read "$be/state" 2>/dev/null) in
-        5|6|7) xenstore-write "$be/state" 4 2>/dev/null; trace "pciback state set to Connected" ;;
-    esac
-}
-
+# One fork per round (sleep): every fork costs a PV dom0 a pile of page-table hypercalls.
 now_s; start=$now
-status= domid= shut= kill_at=
+status= xlrc=
 while kill -0 $xlpid 2>/dev/null; do
     now_s
-    if [ -z "$status" ] && [ $((now - start)) -ge "$timeout" ]; then
+    if [ $((now - start)) -ge "$timeout" ]; then
         status="timeout after ${timeout}s, domU destroyed"
-        xl destroy "$NAME" > /dev/null 2>&1 &
-        shut=1 kill_at=$((now + 60))
-    fi
-    if [ -z "$shut" ] || [ -z "$domid" ]; then
-        scan_xllog
-        [ -n "$shut" ] && trace "domU $domid shut down"
-    fi
-    [ -n "$shut" ] && [ -n "$domid" ] && pci_teardown_assist
-    if [ -n "$kill_at" ] && [ "$now" -ge "$kill_at" ]; then
-        kill $xlpid 2>/dev/null
         break
     fi
     sleep 0.5
 done
-wait $xlpid
-xlrc=$?
-if [ "$VERBOSE" = 2 ]; then
-    xlrc=$(sed -n 's/.* xl-exit \([0-9]*\)$/\1/p' "$XLLOG"); xlrc=${xlrc:-1}
-    sed 's/^/xen-domU: xl: /' "$XLLOG"
+if [ -z "$status" ]; then
+    wait $xlpid
+    xlrc=$?
+    [ "$VERBOSE" != 2 ] || { xlrc=$(sed -n 's/.* xl-exit \([0-9]*\)$/\1/p' "$XLLOG"); xlrc=${xlrc:-1}; }
+    trace "xl exited $xlrc"
 fi
-trace "xl exited $xlrc"
 
-# Let xenconsoled drain the last output.
-sleep 0.2
+# Let xenconsoled catch up: wait until the console log stops growing (at most 2 s).
+size=-1 t=0
+while [ $t -lt 8 ]; do
+    sleep 0.25; t=$((t + 1))
+    new=$(wc -c < "$CONLOG" 2>/dev/null || echo 0)
+    [ "$new" = "$size" ] && break
+    size=$new
+done
+
+# libxl's PV PCI removal waits (10 s, twice) for pciback to report Connected (4), which it never does once
+# the domU is gone (its frontend closed or never connected, or libxl itself asked for Reconfiguring):
+# nobody is left to answer. Say Connected on pciback's behalf so the teardown goes on at once.
+pci_teardown_assist() {
+    be=/local/domain/0/backend/pci/$domid/0
+    case $(xenstore-read "$be/state" 2>/dev/null) in
+        ''|4) ;;
+        *) xenstore-write "$be/state" 4 2>/dev/null; trace "pciback state set to Connected" ;;
+    esac
+}
+domid=$(xl domid "$NAME" 2>/dev/null)
+if [ -n "$domid" ]; then
+    trace "destroying domU $domid"
+    xl destroy "$NAME" > "/var/log/xen/xl-destroy-$NAME.log" 2>&1 &
+    dpid=$!
+    while kill -0 $dpid 2>/dev/null; do
+        pci_teardown_assist
+        sleep 0.5
+    done
+    wait $dpid || [ -n "$status" ] ||
+        status="xl destroy failed: $(tail -n 1 "/var/log/xen/xl-destroy-$NAME.log")"
+    trace "destroyed"
+fi
+if kill -0 $xlpid 2>/dev/null; then     # timed out: xl create -F ends once the domain is gone
+    t=0
+    while kill -0 $xlpid 2>/dev/null && [ $t -lt 20 ]; do sleep 0.5; t=$((t + 1)); done
+    kill $xlpid 2>/dev/null
+    wait $xlpid
+fi
+[ "$VERBOSE" != 2 ] || sed 's/^/xen-domU: xl: /' "$XLLOG"
+
 echo "@@XENDMA-DOMU-LOG-BEGIN"
 [ -f "$CONLOG" ] && tr -d '\r' < "$CONLOG"
 echo "@@XENDMA-DOMU-LOG-END"
@@ -175,7 +185,7 @@ echo "@@XENDMA-DOMU-LOG-END"
 if [ -z "$status" ]; then
     reason=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$XLLOG" | tail -n 1)
     case $reason in
-        0) [ $xlrc -eq 0 ] || status="xl create exited $xlrc" ;;
+        0) [ "$xlrc" = 0 ] || status="xl create exited $xlrc" ;;
         1) status="domU rebooted" ;;
         3) status="domU crashed" ;;
         '') status="xl create failed: $(grep -v '^Parsing config' "$XLLOG" | tail -n 1)" ;;
