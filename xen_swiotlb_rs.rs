@@ -25,6 +25,15 @@ pub mod logic {
 #[path = "selftests/kunit/xen_swiotlb_rs_kunit.rs"]
 mod kunit_tests;
 
+/// The `edu` test device driver (test builds only).
+#[cfg(xendma_kunit)]
+#[path = "selftests/edu/edu.rs"]
+pub mod edu;
+
+#[cfg(xendma_kunit)]
+#[path = "selftests/kunit/dma_api_kunit.rs"]
+mod dma_api_kunit;
+
 use ffi::xen::Domain;
 
 module! {

@@ -6,12 +6,16 @@
  */
 #include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
+#include <linux/gfp.h>
+#include <linux/io.h>
 #include <linux/hmm.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/pci.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
 #include <linux/stddef.h>
 #include <xen/interface/xen.h>
 #include <xen/interface/memory.h>
@@ -141,6 +145,234 @@ int xendma_dma_mapping_error(struct device *dev, u64 dma_addr)
 u64 xendma_dma_get_mask(struct device *dev)
 {
 	return dma_get_mask(dev);
+}
+
+/*
+ * dma_supported() is static in kernel/dma/mapping.c. This follows it: the device's ops decide if
+ * it has ops; otherwise dma-direct's rule applies (every mask of 32 bits or more, and smaller
+ * masks that cover the DMA zone, or all memory when there is no DMA zone).
+ */
+bool xendma_dma_supported(struct device *dev, u64 mask)
+{
+	const struct dma_map_ops *ops = get_dma_ops(dev);
+	u64 limit;
+
+	if (ops)
+		return !ops->dma_supported || ops->dma_supported(dev, mask);
+	if (mask >= DMA_BIT_MASK(32))
+		return true;
+	limit = dma_get_required_mask(dev);
+#ifdef CONFIG_ZONE_DMA
+	limit = min_t(u64, limit, DMA_BIT_MASK(24));
+#endif
+	return mask >= limit;
+}
+
+u64 xendma_dma_get_coherent_mask(struct device *dev)
+{
+	return dev->coherent_dma_mask;
+}
+
+unsigned int xendma_dma_get_max_seg_size(struct device *dev)
+{
+	return dma_get_max_seg_size(dev);
+}
+
+/* dma_set_max_seg_size() WARNs when the device has no DMA parameters; this reports -EIO. */
+int xendma_dma_set_max_seg_size(struct device *dev, unsigned int size)
+{
+	if (!dev->dma_parms)
+		return -EIO;
+	dma_set_max_seg_size(dev, size);
+	return 0;
+}
+
+u64 xendma_dma_map_single_attrs(struct device *dev, void *ptr, size_t size, int dir,
+				unsigned long attrs)
+{
+	return dma_map_single_attrs(dev, ptr, size, dir, attrs);
+}
+
+void xendma_dma_sync_single_for_cpu(struct device *dev, u64 addr, size_t size, int dir)
+{
+	dma_sync_single_for_cpu(dev, addr, size, dir);
+}
+
+void xendma_dma_sync_single_for_device(struct device *dev, u64 addr, size_t size, int dir)
+{
+	dma_sync_single_for_device(dev, addr, size, dir);
+}
+
+void xendma_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt, int dir,
+			      unsigned long attrs)
+{
+	dma_unmap_sgtable(dev, sgt, dir, attrs);
+}
+
+void xendma_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt, int dir)
+{
+	dma_sync_sgtable_for_cpu(dev, sgt, dir);
+}
+
+void xendma_dma_sync_sgtable_for_device(struct device *dev, struct sg_table *sgt, int dir)
+{
+	dma_sync_sgtable_for_device(dev, sgt, dir);
+}
+
+u64 xendma_sg_dma_address(struct scatterlist *sg)
+{
+	return sg_dma_address(sg);
+}
+
+unsigned int xendma_sg_dma_len(struct scatterlist *sg)
+{
+	return sg_dma_len(sg);
+}
+
+struct page *xendma_alloc_pages(unsigned int order, int zone, bool zero)
+{
+	gfp_t gfp = GFP_KERNEL | __GFP_NOWARN;
+
+	if (zone == 1)
+		gfp |= GFP_DMA32;
+	else if (zone == 2)
+		gfp |= GFP_DMA;
+	if (zero)
+		gfp |= __GFP_ZERO;
+	return alloc_pages(gfp, order);
+}
+
+void xendma_free_pages(struct page *page, unsigned int order)
+{
+	__free_pages(page, order);
+}
+
+void *xendma_page_address(struct page *page)
+{
+	return page_address(page);
+}
+
+u64 xendma_page_to_phys(struct page *page)
+{
+	return page_to_phys(page);
+}
+
+struct page *xendma_nth_page(struct page *page, unsigned long n)
+{
+	return nth_page(page, n);
+}
+
+struct xendma_pci_driver {
+	struct pci_driver drv;
+	struct pci_device_id ids[2];
+	xendma_pci_probe_t probe;
+	xendma_pci_remove_t remove;
+};
+
+static int xendma_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct xendma_pci_driver *d = container_of(pdev->driver, struct xendma_pci_driver, drv);
+	int rc = pci_enable_device(pdev);
+
+	if (rc)
+		return rc;
+	pci_set_master(pdev);
+	rc = d->probe(pdev);
+	if (rc) {
+		pci_clear_master(pdev);
+		pci_disable_device(pdev);
+	}
+	return rc;
+}
+
+static void xendma_pci_remove(struct pci_dev *pdev)
+{
+	struct xendma_pci_driver *d = container_of(pdev->driver, struct xendma_pci_driver, drv);
+
+	d->remove(pdev);
+	pci_clear_master(pdev);
+	pci_disable_device(pdev);
+}
+
+struct xendma_pci_driver *xendma_pci_driver_register(const char *name, u16 vendor, u16 device,
+						     xendma_pci_probe_t probe,
+						     xendma_pci_remove_t remove,
+						     struct module *owner)
+{
+	struct xendma_pci_driver *d = kzalloc(sizeof(*d), GFP_KERNEL);
+	int rc;
+
+	if (!d)
+		return ERR_PTR(-ENOMEM);
+	d->ids[0].vendor = vendor;
+	d->ids[0].device = device;
+	d->ids[0].subvendor = PCI_ANY_ID;
+	d->ids[0].subdevice = PCI_ANY_ID;
+	d->probe = probe;
+	d->remove = remove;
+	d->drv.name = name;
+	d->drv.id_table = d->ids;
+	d->drv.probe = xendma_pci_probe;
+	d->drv.remove = xendma_pci_remove;
+	rc = __pci_register_driver(&d->drv, owner, name);
+	if (rc) {
+		kfree(d);
+		return ERR_PTR(rc);
+	}
+	return d;
+}
+
+void xendma_pci_driver_unregister(struct xendma_pci_driver *d)
+{
+	pci_unregister_driver(&d->drv);
+	kfree(d);
+}
+
+bool xendma_pci_driven_by(struct pci_dev *pdev, const struct xendma_pci_driver *d)
+{
+	return pdev->driver == &d->drv;
+}
+
+void *xendma_pci_get_drvdata(struct pci_dev *pdev)
+{
+	return pci_get_drvdata(pdev);
+}
+
+void xendma_pci_set_drvdata(struct pci_dev *pdev, void *data)
+{
+	pci_set_drvdata(pdev, data);
+}
+
+u64 xendma_pci_resource_len(struct pci_dev *pdev, int bar)
+{
+	if (bar < 0 || bar >= PCI_STD_NUM_BARS)
+		return 0;
+	return pci_resource_len(pdev, bar);
+}
+
+void xendma_device_lock(struct device *dev)
+{
+	device_lock(dev);
+}
+
+void xendma_device_unlock(struct device *dev)
+{
+	device_unlock(dev);
+}
+
+u32 xendma_mmio_read32(void __iomem *base, unsigned long offset)
+{
+	return readl(base + offset);
+}
+
+void xendma_mmio_write32(void __iomem *base, unsigned long offset, u32 value)
+{
+	writel(value, base + offset);
+}
+
+void xendma_mmio_write64(void __iomem *base, unsigned long offset, u64 value)
+{
+	writeq(value, base + offset);
 }
 
 #ifdef XENDMA_KUNIT

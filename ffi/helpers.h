@@ -36,6 +36,51 @@ void xendma_set_dma_ops(struct device *dev, const struct dma_map_ops *ops);
 int xendma_dma_mapping_error(struct device *dev, u64 dma_addr);
 u64 xendma_dma_get_mask(struct device *dev);
 
+/* DMA API pieces that are static inline or macros in 6.12. */
+bool xendma_dma_supported(struct device *dev, u64 mask);
+u64 xendma_dma_get_coherent_mask(struct device *dev);
+unsigned int xendma_dma_get_max_seg_size(struct device *dev);
+int xendma_dma_set_max_seg_size(struct device *dev, unsigned int size);
+u64 xendma_dma_map_single_attrs(struct device *dev, void *ptr, size_t size, int dir,
+				unsigned long attrs);
+void xendma_dma_sync_single_for_cpu(struct device *dev, u64 addr, size_t size, int dir);
+void xendma_dma_sync_single_for_device(struct device *dev, u64 addr, size_t size, int dir);
+struct sg_table;
+struct scatterlist;
+void xendma_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt, int dir,
+			      unsigned long attrs);
+void xendma_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt, int dir);
+void xendma_dma_sync_sgtable_for_device(struct device *dev, struct sg_table *sgt, int dir);
+u64 xendma_sg_dma_address(struct scatterlist *sg);
+unsigned int xendma_sg_dma_len(struct scatterlist *sg);
+
+/* Page allocation by zone: 0 any, 1 below 4 GiB (DMA32), 2 the DMA zone. */
+struct page *xendma_alloc_pages(unsigned int order, int zone, bool zero);
+void xendma_free_pages(struct page *page, unsigned int order);
+void *xendma_page_address(struct page *page);
+u64 xendma_page_to_phys(struct page *page);
+struct page *xendma_nth_page(struct page *page, unsigned long n);
+
+/* PCI driver glue: a driver with one ID whose probe and remove call back into Rust. The glue
+ * enables the device and bus mastering before probe, and undoes both after remove. */
+struct xendma_pci_driver;
+typedef int (*xendma_pci_probe_t)(struct pci_dev *pdev);
+typedef void (*xendma_pci_remove_t)(struct pci_dev *pdev);
+struct xendma_pci_driver *xendma_pci_driver_register(const char *name, u16 vendor, u16 device,
+						     xendma_pci_probe_t probe,
+						     xendma_pci_remove_t remove,
+						     struct module *owner);
+void xendma_pci_driver_unregister(struct xendma_pci_driver *drv);
+bool xendma_pci_driven_by(struct pci_dev *pdev, const struct xendma_pci_driver *drv);
+void *xendma_pci_get_drvdata(struct pci_dev *pdev);
+void xendma_pci_set_drvdata(struct pci_dev *pdev, void *data);
+u64 xendma_pci_resource_len(struct pci_dev *pdev, int bar);
+void xendma_device_lock(struct device *dev);
+void xendma_device_unlock(struct device *dev);
+u32 xendma_mmio_read32(void __iomem *base, unsigned long offset);
+void xendma_mmio_write32(void __iomem *base, unsigned long offset, u32 value);
+void xendma_mmio_write64(void __iomem *base, unsigned long offset, u64 value);
+
 /* Test-build knobs: which environment the lane runner says we are in ("", "none", "pv"). */
 const char *xendma_expected_xen(void);
 

@@ -29,4 +29,12 @@ pub use generated::*;
 
 #[cfg(xendma_kunit)]
 pub mod ktest;
+pub mod pci;
 pub mod xen;
+
+/// Sleeps for at least `ms` milliseconds (process context only).
+pub fn msleep(ms: u32) {
+    // SAFETY: `msleep` has no memory-safety requirements; calling it in atomic context is a bug
+    // that CONFIG_DEBUG_ATOMIC_SLEEP reports.
+    unsafe { generated::msleep(ms) };
+}

@@ -17,7 +17,10 @@ common=(-nographic -no-reboot -smp 2 -monitor none -serial "file:$log"
 : > "$log"
 case $kind in
 plain)
-    cmd=(qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -m 2G "${common[@]}"
+    # 256 MiB below 4 GiB and the rest above: the kernel's swiotlb is then set up (memory beyond
+    # 4 GiB) inside the low 256 MiB, where the edu device's 28-bit mask reaches it.
+    cmd=(qemu-system-x86_64 -machine q35,max-ram-below-4g=256M -accel tcg,thread=multi -cpu max -m 2G
+         "${common[@]}"
          -kernel "$kernel" -initrd "$initrd"
          -append "console=ttyS0 loglevel=5 log_buf_len=8M panic=-1 oops=panic $cmdline")
     ;;

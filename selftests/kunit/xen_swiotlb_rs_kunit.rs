@@ -2,10 +2,8 @@
 
 //! KUnit suites of the xen_swiotlb_rs test build.
 
-use crate::dma_api::{bit_mask, DmaDevice};
 use crate::ffi::{ktest::Test, xen};
 use crate::{check_layout, expect, expect_eq, kunit_suite};
-use kernel::error::code::EIO;
 
 /// The generated `dma_map_ops` and Xen memory structures match the C compiler's layout.
 fn layouts_match_c(t: &Test) {
@@ -81,61 +79,10 @@ fn p2m_round_trips(t: &Test) {
     }
 }
 
-/// The DMA API refuses masks the platform cannot honour with `EIO` and leaves the device's mask
-/// as it was; a full 64-bit mask is always accepted.
-fn mask_errors(t: &Test) {
-    let Ok(dev) = t.device(kernel::c_str!("xendma-masks")) else {
-        expect!(t, false, "kunit_device_register failed");
-        return;
-    };
-    let dma = DmaDevice::new(dev);
-    expect_eq!(t, dma.set_mask_and_coherent(bit_mask(64)), Ok(()));
-    expect_eq!(t, dma.mask(), bit_mask(64));
-    // Below 24 bits no x86 DMA zone (and no swiotlb) can serve the device.
-    expect_eq!(t, dma.set_mask(bit_mask(20)), Err(EIO));
-    expect_eq!(t, dma.set_coherent_mask(bit_mask(20)), Err(EIO));
-    expect_eq!(t, dma.set_mask_and_coherent(bit_mask(12)), Err(EIO));
-    expect_eq!(t, dma.mask(), bit_mask(64));
-    expect_eq!(t, dma.set_mask(bit_mask(32)), Ok(()));
-    expect_eq!(t, dma.mask(), bit_mask(32));
-}
-
-/// QEMU's `edu` DMA engine is present in every lane (in the domU through PCI passthrough), with
-/// the PCI default 32-bit mask, and its mask can be raised and restored through `dma_api`.
-fn edu_device_masks(t: &Test) {
-    let seen = crate::ffi::ktest::with_pci_device(0x1234, 0x11e8, |dev| {
-        let dma = DmaDevice::new(dev);
-        expect_eq!(t, dma.mask(), bit_mask(32));
-        expect_eq!(t, dma.set_mask(bit_mask(64)), Ok(()));
-        expect_eq!(t, dma.mask(), bit_mask(64));
-        expect_eq!(t, dma.set_mask(bit_mask(32)), Ok(()));
-        expect_eq!(t, dma.mask(), bit_mask(32));
-    });
-    expect!(
-        t,
-        seen.is_some(),
-        "no edu device (1234:11e8) on the PCI bus"
-    );
-}
-
-/// `bit_mask` is the kernel's `DMA_BIT_MASK`.
-fn bit_masks(t: &Test) {
-    expect_eq!(t, bit_mask(0), 0);
-    expect_eq!(t, bit_mask(28), 0x0fff_ffff);
-    expect_eq!(t, bit_mask(32), 0xffff_ffff);
-    expect_eq!(t, bit_mask(63), u64::MAX >> 1);
-    expect_eq!(t, bit_mask(64), u64::MAX);
-}
-
 kunit_suite!(
     ffi_suite,
     c"xen_swiotlb_rs_ffi",
     [layouts_match_c, detects_lane_domain, p2m_round_trips]
-);
-kunit_suite!(
-    dma_api_suite,
-    c"dma_api_masks",
-    [mask_errors, edu_device_masks, bit_masks]
 );
 
 /// The bounce pool's slot allocator, compiled by the kernel toolchain (overflow checks on) over
