@@ -145,12 +145,24 @@ mod private {
 
 /// The direction of a streaming mapping, a type: [`ToDevice`], [`FromDevice`] or
 /// [`Bidirectional`] (`DMA_NONE` is not a direction one can map with).
+///
+/// # Examples
+///
+/// ```ignore
+/// fn program<D: DeviceWrites>(map: &Mapping<KVec<u8>, D>) { /* the device may write it */ }
+/// ```
 pub trait Direction: private::Sealed + Send + Sync + 'static {
     /// The C value.
     const RAW: ffi::dma_data_direction;
 }
 
 /// The device reads the memory (`DMA_TO_DEVICE`).
+///
+/// # Examples
+///
+/// ```ignore
+/// let map = Mapping::<_, ToDevice>::new(&dma, buf, Attrs::NONE)?;
+/// ```
 pub struct ToDevice;
 /// The device writes the memory (`DMA_FROM_DEVICE`).
 pub struct FromDevice;
@@ -182,6 +194,13 @@ impl DeviceWrites for FromDevice {}
 impl DeviceWrites for Bidirectional {}
 
 /// Memory a device can be pointed at: a bus address and a length.
+///
+/// # Examples
+///
+/// ```ignore
+/// // The bus address of bytes 512..1024 of a coherent buffer, or EINVAL if out of range.
+/// let addr = buf.dma_range(512, 512)?;
+/// ```
 pub trait DmaRegion {
     /// The bus address of the first byte.
     fn dma_handle(&self) -> DmaAddr;
@@ -198,8 +217,17 @@ pub trait DmaRegion {
 }
 
 /// Memory the device may read (it was mapped for it, or it is coherent).
+///
+/// # Examples
+///
+/// ```ignore
+/// // A driver's copy routine can only be pointed at memory in the right direction:
+/// fn copy(src: &impl DeviceReadable, dst: &impl DeviceWritable) -> Result { /* ... */ }
+/// copy(&to_device_map, &coherent)?; // compiles
+/// copy(&coherent, &to_device_map)?; // does not: a ToDevice mapping is not DeviceWritable
+/// ```
 pub trait DeviceReadable: DmaRegion {}
-/// Memory the device may write.
+/// Memory the device may write (see [`DeviceReadable`]).
 pub trait DeviceWritable: DmaRegion {}
 
 /// The DMA view of a device; holds a reference on it.
@@ -531,6 +559,16 @@ impl<T: AsBytes + FromBytes> Drop for CoherentAllocation<T> {
 
 /// A virtual memory area being set up by an `mmap` file operation.
 ///
+/// # Examples
+///
+/// ```ignore
+/// unsafe extern "C" fn my_mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+///     // SAFETY: `vma` is the VMA of this mmap call.
+///     let vma = unsafe { VmArea::from_raw(vma) };
+///     from_result(|| buffer_of(file).mmap(vma).map(|()| 0))
+/// }
+/// ```
+///
 /// # Invariants
 ///
 /// The wrapped `vm_area_struct` is a VMA under construction, with the mmap lock held.
@@ -658,6 +696,14 @@ impl DmaPool {
 
 /// One block of a [`DmaPool`], returned to it on drop.
 ///
+/// # Examples
+///
+/// ```ignore
+/// let mut desc = pool.alloc(GFP_KERNEL)?;
+/// desc.write_bytes(0, &cmd.to_le_bytes())?;
+/// ring.push(desc.dma_handle());
+/// ```
+///
 /// # Invariants
 ///
 /// `cpu`/`dma` is a block allocated from `pool` and not yet freed.
@@ -724,6 +770,13 @@ impl Drop for PoolBlock {
 }
 
 /// Which zone [`Pages::alloc`] takes memory from.
+///
+/// # Examples
+///
+/// ```ignore
+/// let low = Pages::alloc(0, Zone::Dma)?;
+/// assert!(low.phys() < 16 << 20);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Zone {
     /// Anywhere (`GFP_KERNEL`): above 4 GiB when there is memory there.
@@ -845,6 +898,15 @@ unsafe impl LinearBuf for KVec<u8> {}
 unsafe impl LinearBuf for Pages {}
 
 /// A failed mapping: the error and the buffer, given back.
+///
+/// # Examples
+///
+/// ```ignore
+/// let map = match Mapping::<_, ToDevice>::new(&dma, buf, Attrs::NO_WARN) {
+///     Ok(map) => map,
+///     Err(MapError { error, buf }) => return retry_later(buf, error),
+/// };
+/// ```
 pub struct MapError<B> {
     /// Why the mapping failed.
     pub error: Error,
@@ -1046,6 +1108,14 @@ impl<B: LinearBuf, D: Direction> Drop for Mapping<B, D> {
 /// [`CpuOwned::sync_for_device`]. It reads the buffer in every direction and writes it only in
 /// directions where the device reads ([`DeviceReads`]): a CPU write to a `FromDevice` buffer
 /// would never reach the device.
+///
+/// # Examples
+///
+/// ```ignore
+/// let mut cpu = to_device_map.sync_for_cpu();
+/// cpu[0] = 1; // reaches the device...
+/// cpu.sync_for_device(); // ...from here on
+/// ```
 pub struct CpuOwned<'a, B: LinearBuf, D: Direction> {
     map: &'a mut Mapping<B, D>,
 }
@@ -1280,6 +1350,16 @@ fn walk_pages_mut(
 /// A mapped scatter-gather table; the device owns its pages until [`SgMapping::sync_for_cpu`]
 /// or [`SgMapping::unmap`]. Dropping it unmaps and frees everything.
 ///
+/// # Examples
+///
+/// ```ignore
+/// let mut map = table.map::<FromDevice>(&dma, Attrs::NONE)?;
+/// run_device(map.segments());
+/// let mut head = [0u8; 64];
+/// map.sync_for_cpu().read(0, &mut head)?;
+/// let table = map.unmap();
+/// ```
+///
 /// # Invariants
 ///
 /// `table` is mapped for `dev` in direction `D` with `attrs`.
@@ -1383,6 +1463,14 @@ impl<D: Direction> Drop for SgMapping<D> {
 }
 
 /// The CPU's ownership of a mapped table's pages (see [`CpuOwned`]).
+///
+/// # Examples
+///
+/// ```ignore
+/// let mut cpu = to_device_sg.sync_for_cpu();
+/// cpu.write(0, b"header")?;
+/// drop(cpu); // the device sees the new header
+/// ```
 pub struct SgCpuOwned<'a, D: Direction> {
     map: &'a mut SgMapping<D>,
 }
@@ -1412,6 +1500,13 @@ impl<D: Direction> Drop for SgCpuOwned<'_, D> {
 
 /// Iterator over the DMA segments of an [`SgMapping`].
 ///
+/// # Examples
+///
+/// ```ignore
+/// let total: usize = map.segments().map(|s| s.dma_len()).sum();
+/// assert_eq!(total, map.len());
+/// ```
+///
 /// # Invariants
 ///
 /// `next` is NULL or an entry of a mapped table borrowed for `'a`, with `left` mapped segments
@@ -1423,6 +1518,14 @@ pub struct Segments<'a, D: Direction> {
 }
 
 /// One DMA segment of a mapped table, valid while the mapping is borrowed.
+///
+/// # Examples
+///
+/// ```ignore
+/// for seg in map.segments() {
+///     edu.read_from(&seg, 0, 0, seg.dma_len().min(2048))?;
+/// }
+/// ```
 pub struct DmaSegment<'a, D: Direction> {
     addr: DmaAddr,
     len: usize,

@@ -106,6 +106,15 @@ impl<const N: usize> Cases<N> {
         c
     }
 
+    /// `case`, marked slow (over a second): KUnit then runs it only when slow tests are wanted
+    /// (the default) and does not suggest marking it.
+    pub const fn slow(mut case: kunit_case, slow: bool) -> kunit_case {
+        if slow {
+            case.attr.speed = super::kunit_speed_KUNIT_SPEED_SLOW;
+        }
+        case
+    }
+
     /// The terminating, all-zero case.
     // SAFETY: `struct kunit_case` is plain C data for which all-zero is the documented terminator.
     pub const END: kunit_case = unsafe { core::mem::zeroed() };
@@ -152,7 +161,8 @@ unsafe impl Sync for SuiteEntry {}
 
 /// Declares, in a module named `$suite`, a KUnit suite called `$name` made of the `fn(&Test)`
 /// functions listed (they must be visible in the invoking module), and registers it in the
-/// module's `.kunit_test_suites` section.
+/// module's `.kunit_test_suites` section. A case written `name: slow` carries KUnit's slow
+/// attribute (for cases that take more than a second).
 ///
 /// # Examples
 ///
@@ -160,11 +170,11 @@ unsafe impl Sync for SuiteEntry {}
 /// fn adds(t: &Test) {
 ///     expect_eq!(t, 1 + 1, 2);
 /// }
-/// kunit_suite!(demo_suite, c"demo_math", [adds]);
+/// kunit_suite!(demo_suite, c"demo_math", [adds, adds_a_lot: slow]);
 /// ```
 #[macro_export]
 macro_rules! kunit_suite {
-    ($suite:ident, $name:literal, [$($case:ident),+ $(,)?]) => {
+    ($suite:ident, $name:literal, [$($case:ident $(: $speed:ident)?),+ $(,)?]) => {
         mod $suite {
             use $crate::ffi::ktest::{Cases, Suite, SuiteEntry};
 
@@ -183,7 +193,10 @@ macro_rules! kunit_suite {
             }
 
             static CASES: Cases<{ [$(stringify!($case)),+].len() + 1 }> = Cases::new([
-                $(Cases::<0>::case(::kernel::c_str!(stringify!($case)), trampolines::$case),)+
+                $(Cases::<0>::slow(
+                    Cases::<0>::case(::kernel::c_str!(stringify!($case)), trampolines::$case),
+                    $crate::kunit_suite!(@slow $($speed)?),
+                ),)+
                 Cases::<0>::END,
             ]);
             static SUITE: Suite = Suite::new($name, CASES.as_ptr());
@@ -192,6 +205,8 @@ macro_rules! kunit_suite {
             static ENTRY: SuiteEntry = SUITE.as_ptr();
         }
     };
+    (@slow) => { false };
+    (@slow slow) => { true };
 }
 
 /// Expects `$cond` to hold; reports the condition (and an optional message) otherwise.

@@ -654,11 +654,11 @@ kunit_suite!(
     c"dma_api_edu",
     [
         edu_probe,
-        coherent_round_trip,
-        streaming_directions,
+        coherent_round_trip: slow,
+        streaming_directions: slow,
         mask_above_reach,
         pools,
-        sg_round_trip,
+        sg_round_trip: slow,
         bad_input
     ]
 );
