@@ -46,6 +46,9 @@ module! {
 
 struct XenSwiotlbRs {
     domain: Domain,
+    /// Test builds: `/dev/xendma_edu` for the user-space tests.
+    #[cfg(xendma_kunit)]
+    _edu: ffi::misc::MiscRegistration<edu::EduMisc>,
 }
 
 impl kernel::Module for XenSwiotlbRs {
@@ -60,7 +63,11 @@ impl kernel::Module for XenSwiotlbRs {
                 domain
             ),
         }
-        Ok(Self { domain })
+        Ok(Self {
+            domain,
+            #[cfg(xendma_kunit)]
+            _edu: ffi::misc::MiscRegistration::new(edu::EduMisc, _module)?,
+        })
     }
 }
 

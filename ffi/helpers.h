@@ -81,6 +81,20 @@ u32 xendma_mmio_read32(void __iomem *base, unsigned long offset);
 void xendma_mmio_write32(void __iomem *base, unsigned long offset, u32 value);
 void xendma_mmio_write64(void __iomem *base, unsigned long offset, u64 value);
 
+/* Misc device glue: a dynamic-minor misc device whose file operations call back into Rust with
+ * the per-file pointer that open returned. The C object is reference counted by its open files,
+ * so that their file operations stay valid after deregistration. */
+struct xendma_misc;
+struct vm_area_struct;
+typedef void *(*xendma_misc_open_t)(void *ctx, int *err);
+typedef void (*xendma_misc_release_t)(void *file);
+typedef int (*xendma_misc_mmap_t)(void *file, struct vm_area_struct *vma);
+typedef long (*xendma_misc_ioctl_t)(void *file, unsigned int cmd, unsigned long arg);
+struct xendma_misc *xendma_misc_register(const char *name, void *ctx, xendma_misc_open_t open,
+					 xendma_misc_release_t release, xendma_misc_mmap_t mmap,
+					 xendma_misc_ioctl_t ioctl, struct module *owner);
+void xendma_misc_deregister(struct xendma_misc *m);
+
 /* Test-build knobs: which environment the lane runner says we are in ("", "none", "pv"). */
 const char *xendma_expected_xen(void);
 

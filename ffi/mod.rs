@@ -29,6 +29,7 @@ pub use generated::*;
 
 #[cfg(xendma_kunit)]
 pub mod ktest;
+pub mod misc;
 pub mod pci;
 pub mod xen;
 

@@ -35,4 +35,15 @@ for m in xen_swiotlb_rs odp_umem; do
     if [ "$variant" = test ] && [ "$has" = 0 ]; then die "$m.ko (test build) contains no KUnit suite"; fi
 done
 cp "$src"/xen_swiotlb_rs.ko "$src"/odp_umem.ko "$out/"
+# Test builds: the user-space test programs, static, run by the guest's /init after the modules
+# are loaded.
+if [ "$variant" = test ]; then
+    rm -rf "$out/tests"
+    mkdir -p "$out/tests"
+    for c in "$REPO"/selftests/progs/*.c; do
+        [ -e "$c" ] || continue
+        gcc -static -O2 -Wall -Wextra -Werror -o "$out/tests/$(basename "$c" .c)" "$c" \
+            || die "build of $c failed"
+    done
+fi
 log "build: $variant modules ok ($out)"

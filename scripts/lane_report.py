@@ -103,14 +103,25 @@ def main():
             failed += counts['FAIL']
             skipped += counts['SKIP']
 
-    # Userspace test programs: one summary row each, pass iff exit status 0.
+    # Userspace test programs: a program that prints "NAME: N passed, M failed" counts as N + M
+    # tests; any other counts as one. A non-zero exit status is always a failure.
+    counted = {}
+    for l in stripped:
+        pc = re.match(r'xendma: program (\S+): (\S+): (\d+) passed, (\d+) failed$', l)
+        if pc and pc.group(1) == pc.group(2):
+            counted[pc.group(1)] = (int(pc.group(3)), int(pc.group(4)))
     for l in stripped:
         pm = re.match(r'xendma: program (\S+) rc=(\d+)$', l)
         if pm:
             ok = pm.group(2) == '0'
-            rows.append((lane, pm.group(1), int(ok), int(not ok), 0))
-            passed += ok
-            failed += not ok
+            p, f = counted.get(pm.group(1), (int(ok), int(not ok)))
+            if not ok and f == 0:
+                f = 1
+            if ok and p == 0:
+                f = max(f, 1)
+            rows.append((lane, pm.group(1), p, f, 0))
+            passed += p
+            failed += f
     for l in stripped:
         rm = re.match(r'xendma: rmmod (\S+) rc=(\d+)$', l)
         if rm and rm.group(2) != '0':

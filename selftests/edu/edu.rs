@@ -11,20 +11,24 @@
 //!
 //! Everything here goes through [`crate::dma_api`] and [`crate::ffi::pci`]: no `unsafe`.
 
-use crate::dma_api::{bit_mask, DeviceReadable, DeviceWritable, DmaDevice};
+use crate::dma_api::{
+    bit_mask, Attrs, CoherentAllocation, DeviceReadable, DeviceWritable, DmaDevice, VmArea,
+};
 use crate::ffi::{
     self,
-    pci::{Bar, Driver, PciDevice},
+    misc::MiscDevice,
+    pci::{Bar, Driver, PciDevice, Registration},
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KBox},
     error::{
-        code::{EBUSY, EINVAL, ENODEV},
+        code::{EBUSY, EINVAL, ENODEV, ENOTTY},
         Error, Result,
     },
     prelude::*,
     str::CStr,
+    uaccess::UserSlice,
 };
 
 /// The device's own buffer, in bytes.
@@ -193,5 +197,60 @@ impl Edu {
             done += n;
         }
         Ok(())
+    }
+}
+
+/// `/dev/xendma_edu`, for user-space tests: each open binds the driver and allocates a coherent
+/// buffer of [`MMAP_LEN`] bytes that `mmap` maps (through `dma_mmap_attrs`) and that
+/// [`IOCTL_COPY`] has the device copy within. One file at a time (a second `open` fails with
+/// `EBUSY`: the driver is already registered).
+pub struct EduMisc;
+
+/// The state of an open `/dev/xendma_edu`.
+pub struct EduFile {
+    // Declared first, so that it is freed before the driver unbinds.
+    buf: CoherentAllocation<u8>,
+    reg: Registration<EduDriver>,
+}
+
+/// The size of the coherent buffer a file maps.
+pub const MMAP_LEN: usize = 2 * crate::dma_api::PAGE_SIZE;
+
+/// `struct { __u32 src, dst, len, flags; }`: the device copies `len` bytes (at least one, in
+/// transfers of at most [`MAX_XFER`]) from offset `src` to offset `dst` of the file's buffer;
+/// `flags` must be 0.
+pub const IOCTL_COPY: u32 = kernel::ioctl::_IOW::<[u32; 4]>(b'x' as u32, 1);
+
+impl MiscDevice for EduMisc {
+    type File = EduFile;
+    const NAME: &'static CStr = kernel::c_str!("xendma_edu");
+
+    fn open(&self) -> Result<KBox<EduFile>> {
+        let reg = Registration::<EduDriver>::new(&crate::THIS_MODULE)?;
+        let buf = reg
+            .with_bound(|_, edu| {
+                CoherentAllocation::<u8>::alloc(edu.dma(), MMAP_LEN, GFP_KERNEL, Attrs::NONE)
+            })
+            .ok_or(ENODEV)??;
+        Ok(KBox::new(EduFile { buf, reg }, GFP_KERNEL)?)
+    }
+
+    fn mmap(&self, file: &EduFile, vma: &VmArea) -> Result {
+        file.buf.mmap(vma)
+    }
+
+    fn ioctl(&self, file: &EduFile, cmd: u32, arg: usize) -> Result<isize> {
+        if cmd != IOCTL_COPY {
+            return Err(ENOTTY);
+        }
+        let [src, dst, len, flags] = UserSlice::new(arg, 16).reader().read::<[u32; 4]>()?;
+        if flags != 0 {
+            return Err(EINVAL);
+        }
+        let (src, dst, len) = (src as usize, dst as usize, len as usize);
+        file.reg
+            .with_bound(|_, edu| edu.copy(&file.buf, src, &file.buf, dst, len))
+            .ok_or(ENODEV)??;
+        Ok(0)
     }
 }
