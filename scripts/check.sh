@@ -55,6 +55,8 @@ lane dom0 report dom0 "$out/logs/xen.console.log"
 # The domU's console log, as dom0 printed it.
 sed -n '/@@XENDMA-DOMU-LOG-BEGIN/,/@@XENDMA-DOMU-LOG-END/p' "$out/logs/xen.console.log" \
     > "$out/logs/domU.console.log"
+# QEMU's output (the edu device's address complaints) covers both guests of that boot.
+cp "$out/logs/xen.console.log.qemu" "$out/logs/domU.console.log.qemu" 2>/dev/null || true
 lane domU report domU "$out/logs/domU.console.log"
 
 echo "logs: $out/logs"

@@ -54,6 +54,16 @@ def main():
             problems.append('kernel report: ' + l.strip())
             break
 
+    # QEMU's own complaints: the edu device clamps (QEMU 7.2) or rejects a bus address outside its
+    # DMA mask and says so on QEMU's output, kept next to the console log. Any such line means a
+    # wrong address reached the device.
+    qemu_out = log + '.qemu'
+    if os.path.exists(qemu_out):
+        for l in open(qemu_out, errors='replace'):
+            if re.search(r'EDU: |edu: .*(DMA|range)|hw_error|Aborted', l):
+                problems.append('QEMU: ' + l.strip())
+                break
+
     rows = []
     passed = failed = skipped = 0
     modules = [l.split()[2] for l in stripped if re.match(r'xendma: insmod \S+ begin$', l)]
