@@ -432,6 +432,16 @@ fn pools(t: &Test) {
                 return;
             }
         }
+        // Blocks are 128 bytes (96 rounded up to the alignment), 8 per 1 KiB boundary, 32 per
+        // page: a fresh pool fills each page before it takes another, so 300 blocks use 10 pages.
+        let mut pages_used = KVec::new();
+        for b in blocks.iter() {
+            let page = b.dma_handle() >> kernel::page::PAGE_SHIFT;
+            if !pages_used.contains(&page) && pages_used.push(page, GFP_KERNEL).is_err() {
+                return;
+            }
+        }
+        expect_eq!(t, pages_used.len(), 300usize.div_ceil(32));
         // No two blocks overlap: each still holds its own fill.
         let mut out = [0u8; 96];
         for (i, b) in blocks.iter().enumerate() {
