@@ -14,7 +14,10 @@ use crate::edu::{Edu, EduDriver, DEFAULT_MASK_BITS, MAX_XFER};
 use crate::ffi::{ktest::Test, pci::Registration, xen};
 use crate::{expect, expect_eq, kunit_suite};
 use kernel::{
-    alloc::{flags::GFP_KERNEL, KVec},
+    alloc::{
+        flags::{__GFP_NOWARN, GFP_KERNEL, GFP_NOWAIT},
+        KVec,
+    },
     error::code::{EINVAL, EIO, ENOMEM},
     prelude::*,
 };
@@ -496,6 +499,91 @@ fn pools(t: &Test) {
     });
 }
 
+/// Pool exhaustion for real: a pool of 64 KiB blocks on a device whose coherent mask is the
+/// smallest the platform grants (the 16 MiB DMA zone on bare metal; under Xen, what swiotlb-xen's
+/// pool allows, each block then exchanged for machine memory under the mask) allocates without
+/// sleeping until the memory under the mask runs out: `ENOMEM`, no warning. Freed blocks are
+/// then handed out again, and every block is under the mask.
+fn pool_exhaustion(t: &Test) {
+    let Ok(dev) = t.device(kernel::c_str!("xendma-exhaust")) else {
+        expect!(t, false, "kunit_device_register failed");
+        return;
+    };
+    let dma = DmaDevice::new(dev);
+    let Some(bits) = (24..=32).find(|&b| dma.set_coherent_mask(bit_mask(b)).is_ok()) else {
+        expect!(t, false, "no coherent mask of 24 to 32 bits is supported");
+        return;
+    };
+    const BLOCK: usize = 64 * 1024;
+    let pool = match DmaPool::new(kernel::c_str!("xendma-exhaust"), &dma, BLOCK, 0, 0) {
+        Ok(p) => p,
+        Err(e) => {
+            expect!(t, false, "pool creation: {:?}", e);
+            return;
+        }
+    };
+    // More blocks than fit under the mask: the loop must end on ENOMEM, not on the cap.
+    let cap = ((bit_mask(bits) as usize + 1) / BLOCK) + 64;
+    let gfp = GFP_NOWAIT | __GFP_NOWARN;
+    let mut blocks = KVec::new();
+    let outcome = loop {
+        if blocks.len() >= cap {
+            break None;
+        }
+        match pool.alloc(gfp) {
+            Ok(b) => {
+                expect!(t, b.dma_handle() + BLOCK as u64 - 1 <= bit_mask(bits));
+                if blocks.push(b, GFP_KERNEL).is_err() {
+                    break None;
+                }
+            }
+            Err(e) => break Some(e),
+        }
+    };
+    let n = blocks.len();
+    kernel::pr_info!(
+        "pool exhaustion: {}-bit coherent mask, {} blocks of 64 KiB, then {:?}\n",
+        bits,
+        n,
+        outcome
+    );
+    expect_eq!(t, outcome, Some(ENOMEM));
+    expect!(t, n > 0, "not a single block under a {}-bit mask", bits);
+    // Free half; as many allocations succeed again.
+    let keep = n / 2;
+    let mut kept = KVec::new();
+    for b in blocks.into_iter().take(keep) {
+        if kept.push(b, GFP_KERNEL).is_err() {
+            return;
+        }
+    }
+    let mut blocks = kept;
+    let mut again = 0;
+    for _ in keep..n {
+        match pool.alloc(gfp) {
+            Ok(b) => {
+                expect!(t, b.dma_handle() + BLOCK as u64 - 1 <= bit_mask(bits));
+                if blocks.push(b, GFP_KERNEL).is_ok() {
+                    again += 1;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    expect!(
+        t,
+        again > 0,
+        "no block could be had again after freeing {}",
+        n - keep
+    );
+    drop(blocks);
+    expect!(
+        t,
+        pool.alloc(GFP_KERNEL).is_ok(),
+        "the pool works after everything was freed"
+    );
+}
+
 /// A table over several pages, starting mid-page: mapped to the device, copied segment by
 /// segment into a second table mapped from the device, compared.
 fn sg_round_trip(t: &Test) {
@@ -668,6 +756,7 @@ kunit_suite!(
         streaming_directions: slow,
         mask_above_reach,
         pools,
+        pool_exhaustion: slow,
         sg_round_trip: slow,
         bad_input
     ]
