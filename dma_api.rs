@@ -1246,29 +1246,28 @@ impl SgTable {
     /// Reads `out.len()` bytes at `offset` into the table's range.
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
         check_range(offset, out.len(), self.len)?;
-        walk_pages(
-            &self.pages,
-            self.offset + offset,
-            out.len(),
-            |at, page, n| {
-                out[at..at + n].copy_from_slice(page);
-            },
-        );
+        let mut base = 0usize;
+        for p in self.pages.iter() {
+            if let Some((range, at)) = overlap(base, p.len(), self.offset + offset, out.len()) {
+                out[at..at + range.len()].copy_from_slice(&p[range]);
+            }
+            base += p.len();
+        }
         Ok(())
     }
 
     /// Writes `data` at `offset` into the table's range.
     pub fn write(&mut self, offset: usize, data: &[u8]) -> Result {
         check_range(offset, data.len(), self.len)?;
-        walk_pages_mut(
-            &mut self.pages,
-            self.offset + offset,
-            data.len(),
-            |at, page| {
-                let n = page.len();
-                page.copy_from_slice(&data[at..at + n]);
-            },
-        );
+        let mut base = 0usize;
+        for p in self.pages.iter_mut() {
+            let plen = p.len();
+            if let Some((range, at)) = overlap(base, plen, self.offset + offset, data.len()) {
+                let n = range.len();
+                p[range].copy_from_slice(&data[at..at + n]);
+            }
+            base += plen;
+        }
         Ok(())
     }
 
@@ -1318,33 +1317,16 @@ impl Drop for SgTable {
     }
 }
 
-/// Calls `f(position in the range, bytes)` for each page-sized piece of `len` bytes at `start`.
-fn walk_pages(pages: &[Pages], start: usize, len: usize, mut f: impl FnMut(usize, &[u8], usize)) {
-    let mut base = 0usize;
-    for p in pages {
-        let (lo, hi) = (start.max(base), (start + len).min(base + p.len()));
-        if lo < hi {
-            f(lo - start, &p[lo - base..hi - base], hi - lo);
-        }
-        base += p.len();
-    }
-}
-
-fn walk_pages_mut(
-    pages: &mut [Pages],
+/// The part of `start..start + len` inside a block of `block_len` bytes at `base`: the range
+/// within the block and where it begins in `start..`.
+fn overlap(
+    base: usize,
+    block_len: usize,
     start: usize,
     len: usize,
-    mut f: impl FnMut(usize, &mut [u8]),
-) {
-    let mut base = 0usize;
-    for p in pages.iter_mut() {
-        let plen = p.len();
-        let (lo, hi) = (start.max(base), (start + len).min(base + plen));
-        if lo < hi {
-            f(lo - start, &mut p[lo - base..hi - base]);
-        }
-        base += plen;
-    }
+) -> Option<(core::ops::Range<usize>, usize)> {
+    let (lo, hi) = (start.max(base), (start + len).min(base + block_len));
+    (lo < hi).then(|| (lo - base..hi - base, lo - start))
 }
 
 /// A mapped scatter-gather table; the device owns its pages until [`SgMapping::sync_for_cpu`]

@@ -20,7 +20,7 @@ use crate::ffi::{
     misc::MiscDevice,
     pci::{Bar, Driver, PciDevice, Registration},
 };
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KBox},
     error::{
@@ -58,7 +58,7 @@ pub struct Edu {
     bar: Bar,
     dma: DmaDevice,
     busy: AtomicBool,
-    transfers: core::sync::atomic::AtomicU64,
+    transfers: AtomicU64,
 }
 
 /// The driver type for [`crate::ffi::pci::Registration`].
@@ -91,7 +91,7 @@ impl Driver for EduDriver {
                 bar,
                 dma,
                 busy: AtomicBool::new(false),
-                transfers: core::sync::atomic::AtomicU64::new(0),
+                transfers: AtomicU64::new(0),
             },
             GFP_KERNEL,
         )?)
