@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boots the test kernel under QEMU (TCG) and writes the serial console to a log.
 #   vm.sh plain|xen INITRAMFS LOG TIMEOUT_SECONDS "GUEST CMDLINE"
-# plain: the kernel runs directly, with an edu and an nvme device.
+# plain: the kernel runs directly, with two edu devices (28-bit at 00:03.0, 32-bit at 00:05.0) and
+#        an nvme device, 5 GiB of RAM of which 256 MiB below 4 GiB.
 # xen:   Xen 4.17 runs with the kernel as PV dom0 (q35 + intel-iommu, so that the edu device at
 #        00:03.0 can be passed through to a domU).
 . "$(dirname "$0")/lib.sh"
@@ -18,9 +19,11 @@ common=(-nographic -no-reboot -smp 2 -monitor none -serial "file:$log"
 case $kind in
 plain)
     # 256 MiB below 4 GiB and the rest above: the kernel's swiotlb is then set up (memory beyond
-    # 4 GiB) inside the low 256 MiB, where the edu device's 28-bit mask reaches it.
-    cmd=(qemu-system-x86_64 -machine q35,max-ram-below-4g=256M -accel tcg,thread=multi -cpu max -m 2G
-         "${common[@]}"
+    # 4 GiB) inside the low 256 MiB, where the edu device's 28-bit mask reaches it. With 5 GiB, most
+    # memory lies above 4 GiB, out of reach of the second edu's 32-bit mask (00:05.0, after the
+    # first so that the tests written for one edu keep taking 00:03.0).
+    cmd=(qemu-system-x86_64 -machine q35,max-ram-below-4g=256M -accel tcg,thread=multi -cpu max -m 5G
+         "${common[@]}" -device edu,addr=5,dma_mask=0xffffffff
          -kernel "$kernel" -initrd "$initrd"
          -append "console=ttyS0 loglevel=5 log_buf_len=8M panic=-1 oops=panic $cmdline")
     ;;
