@@ -35,15 +35,31 @@ for m in xen_swiotlb_rs odp_umem; do
     if [ "$variant" = test ] && [ "$has" = 0 ]; then die "$m.ko (test build) contains no KUnit suite"; fi
 done
 cp "$src"/xen_swiotlb_rs.ko "$src"/odp_umem.ko "$out/"
-# Test builds: the user-space test programs, static, run by the guest's /init after the modules
-# are loaded.
+# Test builds: the user-space test programs (C, static; shell scripts for busybox sh, shipped only
+# when executable), run by the guest's /init after the modules are loaded; and in bin/ the tools
+# they use, which are not tests.
 if [ "$variant" = test ]; then
-    rm -rf "$out/tests"
-    mkdir -p "$out/tests"
+    rm -rf "${out:?}/tests" "${out:?}/bin"
+    mkdir -p "$out/tests" "$out/bin"
     for c in "$REPO"/selftests/progs/*.c; do
         [ -e "$c" ] || continue
         gcc -static -O2 -Wall -Wextra -Werror -o "$out/tests/$(basename "$c" .c)" "$c" \
             || die "build of $c failed"
     done
+    for sh in "$REPO"/selftests/progs/*.sh; do
+        [ -x "$sh" ] || continue
+        install -m 755 "$sh" "$out/tests/$(basename "$sh" .sh)"
+    done
+    # The kernel's DMA mapping benchmark (CONFIG_DMA_MAP_BENCHMARK) is driven by its own user
+    # program; its header is a kernel-internal one, so it is copied to a private include dir.
+    inc=$(mktemp -d "$BUILD/mbinc.XXXXXX")
+    mkdir -p "$inc/linux"
+    cp "$KSRC/include/linux/map_benchmark.h" "$inc/linux/"
+    if ! gcc -static -O2 -Wall -Wextra -Werror -I "$inc" -o "$out/bin/dma_map_benchmark" \
+            "$KSRC/tools/testing/selftests/dma/dma_map_benchmark.c"; then
+        rm -rf "$inc"
+        die "build of dma_map_benchmark failed"
+    fi
+    rm -rf "$inc"
 fi
 log "build: $variant modules ok ($out)"

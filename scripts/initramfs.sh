@@ -23,6 +23,11 @@ printf '%s\n' "${MODULES[@]}" > "$stage/lib/xendma/modules.order"
 if [ -d "$moddir/tests" ]; then
     cp -a "$moddir/tests/." "$stage/lib/xendma/tests/"
 fi
+# Tools the tests use (not tests themselves: /init runs everything in tests/, nothing in bin/).
+if [ -d "$moddir/bin" ]; then
+    mkdir -p "$stage/lib/xendma/bin"
+    cp -a "$moddir/bin/." "$stage/lib/xendma/bin/"
+fi
 
 # The domU needs pcifront to see its passed-through device (dom0 images get it with the toolstack).
 mkdir -p "$stage/lib/xendma-xen"
