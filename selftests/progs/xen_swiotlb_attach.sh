@@ -1,0 +1,280 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# xen_swiotlb_attach: run-time attach/detach of real devices to xen_swiotlb_rs's dma_map_ops, in
+# the plain QEMU lane (busybox sh; the test build of the module is loaded):
+#   a. the nvme controller (00:04.0) on the module's pool with force_bounce: an 8 MiB random pattern
+#      written (O_DIRECT and buffered), caches dropped, read back and compared; the bounce counters
+#      grow by at least the bytes moved and the device is listed; rmmod is refused while attached;
+#      after detach the same round trip leaves the counters alone (back on the kernel's ops);
+#   b. bad input: malformed and absent PCI names, an empty name, a double attach, a detach of a
+#      device that is not attached, each with its errno;
+#   c. the kernel's dma_map_benchmark driver bound to the 32-bit edu (00:05.0) attached to our ops,
+#      at 1 and 2 threads: no error, averages printed, the bounce counter grows;
+#   d. the high-water mark resets to the current use.
+# Prints "ok N - what" / "not ok N - what", "# ..." diagnostics and a last line
+# "xen_swiotlb_attach: N passed, M failed"; exits non-zero on any failure.
+set -u
+
+NAME=xen_swiotlb_attach
+MOD=xen_swiotlb_rs
+PARAM=/sys/module/$MOD/parameters
+DBG=/sys/kernel/debug/$MOD
+PCI=/sys/bus/pci/devices
+NVME=0000:00:04.0
+DISK=nvme0n1
+BENCH=0000:00:05.0
+BENCHBIN=/lib/xendma/bin/dma_map_benchmark
+BENCHDRV=/sys/bus/pci/drivers/dma_map_benchmark
+MIB=1048576
+PAT_MIB=8
+TMP=/tmp/$NAME
+passed=0
+failed=0
+
+result() {  # status what: one test line
+	if [ "$1" = 0 ]; then
+		passed=$((passed + 1))
+		echo "ok $((passed + failed)) - $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $((passed + failed)) - $2"
+	fi
+}
+check() {  # what command...: a test that passes when the command succeeds
+	what=$1
+	shift
+	if "$@"; then result 0 "$what"; else result 1 "$what"; fi
+}
+diag() { echo "# $*"; }
+
+# Writes a value (one line, as "echo VALUE > FILE" does) to a sysfs or debugfs file. Returns the
+# write's status; werr holds the shell's error text ("sh: write error: No such device"), if any.
+wr() {  # file value
+	werr=$( (echo "$2" > "$1") 2>&1 )
+}
+# The error text of each errno the interface returns (the C library's strerror).
+errtext() {
+	case $1 in
+	EINVAL) echo 'Invalid argument' ;;
+	ENODEV) echo 'No such device' ;;
+	ENOENT) echo 'No such file or directory' ;;
+	EEXIST) echo 'File exists' ;;
+	EBUSY) echo 'Device or resource busy' ;;
+	*) echo "$1" ;;
+	esac
+}
+# A test: writing VALUE to FILE fails with ERRNO.
+expect_err() {  # errno file value what
+	wr "$2" "$3"
+	rc=$?
+	case $werr in
+	*"$(errtext "$1")"*) [ $rc != 0 ] ;;
+	*) false ;;
+	esac
+	st=$?
+	[ $st = 0 ] || diag "write of '$3' to ${2##*/}: status $rc, '$werr'"
+	result $st "$4"
+}
+# A test: writing VALUE to FILE succeeds.
+expect_ok() {  # file value what
+	wr "$1" "$2"
+	st=$?
+	[ $st = 0 ] || diag "write of '$2' to $1: '$werr'"
+	result $st "$3"
+}
+
+# A counter of the module's debugfs directory, or "none" when it cannot be read.
+cnt() {
+	v=$(cat "$DBG/$1" 2>/dev/null) || v=
+	case $v in
+	'' | *[!0-9]*) echo none ;;
+	*) echo "$v" ;;
+	esac
+}
+# Numeric comparisons that are false, not errors, when a value is "none".
+num() { case $1 in '' | *[!0-9]*) return 1 ;; esac; }
+ge() { num "$1" && num "$2" && [ "$1" -ge "$2" ]; }
+eq() { num "$1" && num "$2" && [ "$1" -eq "$2" ]; }
+delta() {  # before after: after - before, or "none"
+	if num "$1" && num "$2"; then echo $(($2 - $1)); else echo none; fi
+}
+counters() {  # prints every counter as a diagnostic
+	line=
+	for c in pool_bytes nslabs used_slots used_hiwater bounces bounced_bytes map_failures attached; do
+		line="$line $c=$(cnt $c)"
+	done
+	diag "counters:$line"
+}
+# The "devices" line of one PCI device, empty if it is not listed.
+devline() { grep "^$1 " "$DBG/devices" 2>/dev/null; }
+# One "key=N" field of a devices line.
+field() { echo "$1" | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
+
+driver_of() {  # the name of the driver bound to a PCI device, empty if none
+	[ -e "$PCI/$1/driver" ] && basename "$(readlink "$PCI/$1/driver")"
+}
+unbind() {  # unbinds a PCI device's driver, if any
+	[ -e "$PCI/$1/driver" ] || return 0
+	wr "$PCI/$1/driver/unbind" "$1"
+}
+wait_until() {  # tenths of a second, command...: polls until the command succeeds
+	n=$1
+	shift
+	while ! "$@"; do
+		[ "$n" -gt 0 ] || return 1
+		n=$((n - 1))
+		sleep 0.1
+	done
+}
+disk_ready() {
+	[ -b "/dev/$DISK" ] && s=$(cat "/sys/block/$DISK/size" 2>/dev/null) && [ "${s:-0}" -gt 0 ]
+}
+bound_to() { [ "$(driver_of "$1")" = "$2" ]; }
+
+# Writes the pattern to the disk at two offsets, O_DIRECT and buffered, drops the caches, reads both
+# back the same ways and compares the checksums. Offsets in MiB. Leaves the counters in
+# wb/wy (before the writes), rb/ry (after the writes, before the reads), eb/ey (after the reads).
+round_trip() {  # label
+	d=/dev/$DISK
+	wb=$(cnt bounces)
+	wy=$(cnt bounced_bytes)
+	check "$1: O_DIRECT write of $PAT_MIB MiB" \
+		dd if="$TMP/pat" of="$d" bs=1M seek=8 count=$PAT_MIB oflag=direct conv=notrunc status=none
+	check "$1: buffered write of $PAT_MIB MiB (fsync)" \
+		dd if="$TMP/pat" of="$d" bs=1M seek=32 count=$PAT_MIB conv=notrunc,fsync status=none
+	echo 3 > /proc/sys/vm/drop_caches
+	rb=$(cnt bounces)
+	ry=$(cnt bounced_bytes)
+	rm -f "$TMP/direct" "$TMP/buffered"
+	dd if="$d" of="$TMP/direct" bs=1M skip=8 count=$PAT_MIB iflag=direct status=none
+	dd if="$d" of="$TMP/buffered" bs=1M skip=32 count=$PAT_MIB status=none
+	eb=$(cnt bounces)
+	ey=$(cnt bounced_bytes)
+	diag "$1: writes: bounces +$(delta "$wb" "$rb") bounced_bytes +$(delta "$wy" "$ry");" \
+		"reads: bounces +$(delta "$rb" "$eb") bounced_bytes +$(delta "$ry" "$ey")"
+	want=$(md5sum < "$TMP/pat")
+	check "$1: O_DIRECT read back, same md5sum" [ "$(md5sum < "$TMP/direct" 2>/dev/null)" = "$want" ]
+	check "$1: buffered read back after drop_caches, same md5sum" \
+		[ "$(md5sum < "$TMP/buffered" 2>/dev/null)" = "$want" ]
+}
+
+echo "KTAP version 1"
+mkdir -p "$TMP"
+diag "parameters: pool_mb=$(cat $PARAM/pool_mb 2>/dev/null) dma_bits=$(cat $PARAM/dma_bits 2>/dev/null)" \
+	"force_bounce=$(cat $PARAM/force_bounce 2>/dev/null) attach='$(cat $PARAM/attach 2>/dev/null)'"
+check "$MOD is loaded, with its debugfs directory" test -d "/sys/module/$MOD" -a -d "$DBG"
+counters
+check "nothing attached at start" eq "$(cnt attached)" 0
+failures0=$(cnt map_failures)
+
+# --- a. nvme ------------------------------------------------------------------------------------
+dd if=/dev/urandom of="$TMP/pat" bs=1M count=$PAT_MIB status=none
+check "the nvme disk is there" wait_until 150 disk_ready
+expect_ok "$PARAM/force_bounce" 1 "force_bounce=1 at run time"
+check "force_bounce reads back Y" [ "$(cat $PARAM/force_bounce 2>/dev/null)" = Y ]
+expect_ok "$DBG/attach" $NVME "attach $NVME (nvme)"
+check "nvme re-probed on our ops: /dev/$DISK is back within 15 s" wait_until 150 disk_ready
+check "nvme bound to the nvme driver again" bound_to $NVME nvme
+check "attached counter is 1" eq "$(cnt attached)" 1
+round_trip "attached"
+counters
+check "bounced_bytes grew by at least the $((2 * PAT_MIB)) MiB written" \
+	ge "$(delta "$wy" "$ry")" $((2 * PAT_MIB * MIB))
+check "bounces grew by at least one per MiB written" ge "$(delta "$wb" "$rb")" $((2 * PAT_MIB))
+check "bounced_bytes grew by at least the $((2 * PAT_MIB)) MiB read" \
+	ge "$(delta "$ry" "$ey")" $((2 * PAT_MIB * MIB))
+check "bounces grew by at least one per MiB read" ge "$(delta "$rb" "$eb")" $((2 * PAT_MIB))
+l=$(devline $NVME)
+diag "devices: $l"
+check "devices lists $NVME with mappings= and bounces=" \
+	test -n "$l" -a -n "$(field "$l" mappings)" -a -n "$(field "$l" bounces)"
+check "devices: the nvme's bounces are counted" ge "$(field "$l" bounces)" 1
+check "no mapping failures" eq "$(cnt map_failures)" "$failures0"
+rmmod $MOD > "$TMP/rmmod" 2>&1
+rc=$?
+diag "rmmod while attached: status $rc, '$(cat "$TMP/rmmod")'"
+check "rmmod $MOD refused while a device is attached" [ $rc != 0 ]
+check "$MOD still loaded" grep -q "^$MOD " /proc/modules
+expect_ok "$DBG/detach" $NVME "detach $NVME"
+check "nvme re-probed on the kernel's ops: /dev/$DISK is back within 15 s" wait_until 150 disk_ready
+check "nvme bound to the nvme driver again (detached)" bound_to $NVME nvme
+check "devices no longer lists $NVME" [ -z "$(devline $NVME)" ]
+check "attached counter is 0" eq "$(cnt attached)" 0
+round_trip "detached"
+counters
+check "detached: bounces unchanged (force_bounce still on)" eq "$(cnt bounces)" "$wb"
+check "detached: bounced_bytes unchanged" eq "$(cnt bounced_bytes)" "$wy"
+
+# --- b. bad input -------------------------------------------------------------------------------
+expect_err EINVAL "$DBG/attach" bogus "attach of 'bogus': EINVAL"
+expect_err ENODEV "$DBG/attach" 0000:00:1f.7 "attach of absent 0000:00:1f.7: ENODEV"
+expect_err EINVAL "$DBG/attach" "" "attach of an empty name: EINVAL"
+expect_err ENOENT "$DBG/detach" $NVME "detach of $NVME, no longer attached: ENOENT"
+expect_err ENOENT "$DBG/detach" 0000:00:03.0 "detach of 0000:00:03.0, never attached: ENOENT"
+# A double attach, on the second edu with no driver to bind (a name no driver has).
+diag "$BENCH: driver '$(driver_of $BENCH)', driver_override '$(cat "$PCI/$BENCH/driver_override")'"
+wr "$PCI/$BENCH/driver_override" xendma_none
+unbind $BENCH
+expect_ok "$DBG/attach" $BENCH "attach $BENCH (no driver)"
+expect_err EEXIST "$DBG/attach" $BENCH "attach of $BENCH again: EEXIST"
+check "attached counter is 1 after the refused double attach" eq "$(cnt attached)" 1
+expect_ok "$DBG/detach" $BENCH "detach $BENCH"
+expect_err ENOENT "$DBG/detach" $BENCH "detach of $BENCH again: ENOENT"
+check "attached counter is 0" eq "$(cnt attached)" 0
+
+# --- c. dma_map_benchmark -----------------------------------------------------------------------
+expect_ok "$PCI/$BENCH/driver_override" dma_map_benchmark "driver_override=dma_map_benchmark on $BENCH"
+unbind $BENCH
+b0=$(cnt bounces)
+expect_ok "$DBG/attach" $BENCH "attach $BENCH: the re-probe binds dma_map_benchmark"
+check "$BENCH bound to dma_map_benchmark within 5 s" wait_until 50 bound_to $BENCH dma_map_benchmark
+no_error() { ! grep -qi error "$1"; }
+averages() { grep -q "average map latency" "$1" && grep -q "average unmap latency" "$1"; }
+bench() {  # options...: one run, its output as diagnostics
+	"$BENCHBIN" "$@" > "$TMP/bench" 2>&1
+	rc=$?
+	while IFS= read -r line; do diag "  $line"; done < "$TMP/bench"
+	check "dma_map_benchmark $*: exit 0" [ $rc = 0 ]
+	check "dma_map_benchmark $*: no error" no_error "$TMP/bench"
+	check "dma_map_benchmark $*: averages printed" averages "$TMP/bench"
+}
+bench -t 1 -s 3 -g 1
+bench -t 2 -s 3 -g 1
+bench -t 1 -s 2 -g 16
+counters
+diag "benchmark: bounces +$(delta "$b0" "$(cnt bounces)")"
+check "bounces grew during the benchmark" ge "$(delta "$b0" "$(cnt bounces)")" 1
+check "no mapping failures after the benchmark" eq "$(cnt map_failures)" "$failures0"
+l=$(devline $BENCH)
+diag "devices: $l"
+check "devices lists $BENCH" [ -n "$l" ]
+expect_ok "$BENCHDRV/unbind" $BENCH "unbind dma_map_benchmark from $BENCH"
+expect_ok "$PCI/$BENCH/driver_override" "" "clear driver_override of $BENCH"
+check "no mappings of $BENCH remain" eq "$(field "$(devline $BENCH)" mappings)" 0
+expect_ok "$DBG/detach" $BENCH "detach $BENCH"
+expect_ok "$PARAM/force_bounce" 0 "force_bounce=0"
+check "force_bounce reads back N" [ "$(cat $PARAM/force_bounce 2>/dev/null)" = N ]
+
+# --- d. high-water mark -------------------------------------------------------------------------
+h=$(cnt used_hiwater)
+diag "used_hiwater before reset: $h, used_slots: $(cnt used_slots)"
+check "the tests raised used_hiwater" ge "$h" 1
+expect_ok "$DBG/used_hiwater" 0 "reset used_hiwater (write 0)"
+h=$(cnt used_hiwater)
+u=$(cnt used_slots)
+diag "used_hiwater after reset: $h, used_slots: $u"
+check "used_hiwater after reset <= used_slots" ge "$u" "$h"
+check "idle: used_hiwater = used_slots" eq "$h" "$u"
+
+# Leave nothing attached, whatever failed above (rmmod at the end of the lane needs it).
+cut -d' ' -f1 "$DBG/devices" > "$TMP/left" 2>/dev/null
+while read -r dev; do
+	diag "cleanup: detaching $dev"
+	wr "$DBG/detach" "$dev" || diag "cleanup: $werr"
+done < "$TMP/left"
+wr "$PARAM/force_bounce" 0
+rm -rf "$TMP"
+
+echo "$NAME: $passed passed, $failed failed"
+[ $failed = 0 ]
