@@ -121,6 +121,11 @@ impl Attrs {
     /// Privileged-only device access.
     pub const PRIVILEGED: Self = Self(ffi::DMA_ATTR_PRIVILEGED as u64);
 
+    /// Attributes from the raw `unsigned long` of the C API (unknown bits are kept).
+    pub const fn from_bits(bits: u64) -> Self {
+        Self(bits)
+    }
+
     /// The raw `unsigned long` the C API takes.
     pub const fn bits(self) -> u64 {
         self.0
@@ -787,6 +792,20 @@ pub enum Zone {
     Dma,
 }
 
+/// An allocation context, as the C API's `gfp_t` (only its context and reclaim bits are used).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gfp(u32);
+
+impl Gfp {
+    /// `GFP_KERNEL`: may sleep.
+    pub const KERNEL: Self = Self(kernel::bindings::GFP_KERNEL);
+
+    /// From a raw `gfp_t`, such as a DMA operation receives.
+    pub const fn from_raw(raw: u32) -> Self {
+        Self(raw)
+    }
+}
+
 /// `2^order` physically contiguous pages from the page allocator, zeroed, freed on drop; a byte
 /// buffer for streaming and scatter-gather mappings.
 ///
@@ -816,6 +835,12 @@ impl Pages {
     /// Allocates `2^order` zeroed pages from `zone`; `EINVAL` for orders above [`MAX_ORDER`],
     /// `ENOMEM` when the zone has no such block (no warning is printed).
     pub fn alloc(order: u32, zone: Zone) -> Result<Self> {
+        Self::alloc_gfp(order, zone, Gfp::KERNEL)
+    }
+
+    /// As [`Pages::alloc`], in the allocation context `gfp` says (for instance a DMA API
+    /// caller's `GFP_ATOMIC`); the zone comes from `zone`, whatever zone bits `gfp` has.
+    pub fn alloc_gfp(order: u32, zone: Zone, gfp: Gfp) -> Result<Self> {
         if order > MAX_ORDER {
             return Err(EINVAL);
         }
@@ -824,8 +849,8 @@ impl Pages {
             Zone::Dma32 => 1,
             Zone::Dma => 2,
         };
-        // SAFETY: plain page allocation.
-        let page = unsafe { ffi::xendma_alloc_pages(order, zone, true) };
+        // SAFETY: plain page allocation; the C helper keeps only the context bits of `gfp`.
+        let page = unsafe { ffi::xendma_alloc_pages_gfp(order, zone, gfp.0, true) };
         // INVARIANT: allocated just above; without __GFP_HIGHMEM the pages are in the linear map.
         Ok(Self {
             page: NonNull::new(page).ok_or(ENOMEM)?,
@@ -836,6 +861,29 @@ impl Pages {
     /// The allocation order.
     pub fn order(&self) -> u32 {
         self.order
+    }
+
+    /// Gives up ownership: the caller must free the pages, normally by [`Pages::from_raw`].
+    pub fn into_raw(self) -> NonNull<ffi::page> {
+        let page = self.page;
+        core::mem::forget(self);
+        page
+    }
+
+    /// Takes back ownership of pages given up by [`Pages::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `page` and `order` must come from one [`Pages`] object's [`Pages::into_raw`], and the
+    /// pages must not be owned by anything else any more.
+    pub unsafe fn from_raw(page: NonNull<ffi::page>, order: u32) -> Self {
+        // INVARIANT: the caller returns what an object with this invariant gave up.
+        Self { page, order }
+    }
+
+    /// The kernel virtual address of the first byte (in the linear map).
+    pub fn virt(&self) -> *mut u8 {
+        self.addr()
     }
 
     /// The physical address of the first byte.

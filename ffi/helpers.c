@@ -29,6 +29,7 @@
 #endif
 
 #include "helpers.h"
+#include "dma_ops_helpers.c"
 
 #define XENDMA_SIZE(type) { "sizeof(struct " #type ")", sizeof(struct type) }
 #define XENDMA_OFF(type, field) { "offsetof(struct " #type ", " #field ")", offsetof(struct type, field) }
@@ -231,9 +232,11 @@ unsigned int xendma_sg_dma_len(struct scatterlist *sg)
 	return sg_dma_len(sg);
 }
 
-struct page *xendma_alloc_pages(unsigned int order, int zone, bool zero)
+struct page *xendma_alloc_pages_gfp(unsigned int order, int zone, unsigned int flags, bool zero)
 {
-	gfp_t gfp = GFP_KERNEL | __GFP_NOWARN;
+	/* The caller's reclaim and context bits; the zone is ours to choose. */
+	gfp_t gfp = ((__force gfp_t)flags & ~(__GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM | __GFP_COMP |
+					      __GFP_ZERO)) | __GFP_NOWARN;
 
 	if (zone == 1)
 		gfp |= GFP_DMA32;
@@ -242,6 +245,11 @@ struct page *xendma_alloc_pages(unsigned int order, int zone, bool zero)
 	if (zero)
 		gfp |= __GFP_ZERO;
 	return alloc_pages(gfp, order);
+}
+
+struct page *xendma_alloc_pages(unsigned int order, int zone, bool zero)
+{
+	return xendma_alloc_pages_gfp(order, zone, (__force unsigned int)GFP_KERNEL, zero);
 }
 
 void xendma_free_pages(struct page *page, unsigned int order)

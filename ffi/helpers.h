@@ -8,6 +8,8 @@
 
 #include <linux/types.h>
 
+#include "dma_ops_helpers.h"
+
 struct device;
 struct dma_map_ops;
 
@@ -56,6 +58,7 @@ unsigned int xendma_sg_dma_len(struct scatterlist *sg);
 
 /* Page allocation by zone: 0 any, 1 below 4 GiB (DMA32), 2 the DMA zone. */
 struct page *xendma_alloc_pages(unsigned int order, int zone, bool zero);
+struct page *xendma_alloc_pages_gfp(unsigned int order, int zone, unsigned int flags, bool zero);
 void xendma_free_pages(struct page *page, unsigned int order);
 void *xendma_page_address(struct page *page);
 u64 xendma_page_to_phys(struct page *page);

@@ -27,9 +27,18 @@ mod generated {
 
 pub use generated::*;
 
+/// Glue that only xen_swiotlb_rs links (it uses the bounce-pool core of `logic/`).
+#[cfg(xendma_swiotlb)]
+pub mod bounce;
+pub mod debugfs;
+#[cfg(xendma_swiotlb)]
+pub mod dma_ops;
+pub mod irqlock;
 #[cfg(xendma_kunit)]
 pub mod ktest;
 pub mod misc;
+#[cfg(xendma_swiotlb)]
+pub mod params;
 pub mod pci;
 pub mod xen;
 
@@ -38,4 +47,46 @@ pub fn msleep(ms: u32) {
     // SAFETY: `msleep` has no memory-safety requirements; calling it in atomic context is a bug
     // that CONFIG_DEBUG_ATOMIC_SLEEP reports.
     unsafe { generated::msleep(ms) };
+}
+
+/// Number of CPUs the system may ever have.
+pub fn possible_cpus() -> usize {
+    // SAFETY: no requirements.
+    unsafe { generated::xendma_possible_cpus() as usize }
+}
+
+/// Whether a rate-limited warning may be printed now (one shared budget, as
+/// `pr_warn_ratelimited`'s default: 10 messages per 5 seconds).
+pub fn warn_ratelimit() -> bool {
+    // SAFETY: no requirements.
+    unsafe { generated::xendma_warn_ratelimit() }
+}
+
+/// A reference on a module, which keeps it from being unloaded; dropped, it is given back.
+///
+/// # Invariants
+///
+/// Holds one reference on `module` taken by `try_module_get`.
+pub struct ModuleRef(&'static kernel::ThisModule);
+
+impl ModuleRef {
+    /// Takes a reference; `None` if the module is going away.
+    pub fn get(module: &'static kernel::ThisModule) -> Option<Self> {
+        // SAFETY: a module descriptor of a loaded module.
+        // INVARIANT: the reference is taken when this returns true.
+        unsafe { generated::xendma_module_get(module.as_ptr()) }.then_some(Self(module))
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: gives back the reference taken by `get` (type invariant).
+        unsafe { generated::xendma_module_put(self.0.as_ptr()) };
+    }
+}
+
+/// The physical address of the last byte of RAM.
+pub fn ram_end() -> u64 {
+    // SAFETY: no requirements.
+    unsafe { generated::xendma_ram_end() }
 }

@@ -22,5 +22,6 @@
 extern crate std;
 
 pub mod bounce;
+pub mod pciname;
 pub mod slots;
 pub mod xlate;

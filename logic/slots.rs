@@ -558,6 +558,13 @@ impl Stats {
         self.bounced.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Restarts the high-water mark from the current use (upstream: a write
+    /// to debugfs `io_tlb_used_hiwater`).
+    pub fn reset_high_water(&self) {
+        self.high_water
+            .store(self.used.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Reads all counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -1703,6 +1710,19 @@ mod tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
+
+    #[test]
+    fn high_water_resets_to_current_use() {
+        let st = Stats::new();
+        st.record_alloc(10);
+        st.record_alloc(5);
+        st.record_free(12);
+        assert_eq!(st.snapshot().high_water, 15);
+        st.reset_high_water();
+        assert_eq!(st.snapshot().high_water, 3);
+        st.record_alloc(1);
+        assert_eq!(st.snapshot().high_water, 4);
+    }
 
     fn area_for(cfg: PoolConfig) -> (Pool, Area<Vec<Slot>>) {
         let pool = Pool::new(&cfg).unwrap();

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI device names as users write them to the attach interface.
+//!
+//! The kernel names a PCI device `DDDD:BB:DD.F` (domain, bus, device, function, in lowercase
+//! hexadecimal, `0000:00:04.0`). Users also write the short form `BB:DD.F` (domain 0), upper
+//! case, or a trailing newline (`echo`). [`PciName::parse`] accepts those and gives the
+//! canonical name, so that lookups and duplicate checks compare like with like.
+
+use core::fmt;
+
+/// Why a name was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameError {
+    /// Nothing but white space.
+    Empty,
+    /// Not of the form `[DDDD:]BB:DD.F` with hexadecimal numbers in range.
+    Malformed,
+}
+
+/// A PCI device address: domain, bus, device (0..32) and function (0..8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciName {
+    /// PCI domain (segment).
+    pub domain: u16,
+    /// Bus number.
+    pub bus: u8,
+    /// Device (slot) number, below 32.
+    pub device: u8,
+    /// Function number, below 8.
+    pub function: u8,
+}
+
+/// Parses exactly `digits` hexadecimal digits (1 to 4 of them).
+fn hex(s: &[u8], max_digits: usize) -> Result<u16, NameError> {
+    if s.is_empty() || s.len() > max_digits {
+        return Err(NameError::Malformed);
+    }
+    let mut v: u16 = 0;
+    for &c in s {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return Err(NameError::Malformed),
+        };
+        v = (v << 4) | u16::from(d);
+    }
+    Ok(v)
+}
+
+/// `s` without leading and trailing ASCII white space.
+pub fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
+impl PciName {
+    /// Parses `[DDDD:]BB:DD.F`, ignoring surrounding white space.
+    pub fn parse(s: &[u8]) -> Result<Self, NameError> {
+        let s = trim(s);
+        if s.is_empty() {
+            return Err(NameError::Empty);
+        }
+        let mut parts = s.split(|&c| c == b':');
+        let (a, b, c) = (parts.next(), parts.next(), parts.next());
+        let (domain, bus, devfn) = match (a, b, c, parts.next()) {
+            (Some(d), Some(b), Some(df), None) => (hex(d, 4)?, b, df),
+            (Some(b), Some(df), None, None) => (0, b, df),
+            _ => return Err(NameError::Malformed),
+        };
+        let mut df = devfn.split(|&c| c == b'.');
+        let (Some(dev), Some(func), None) = (df.next(), df.next(), df.next()) else {
+            return Err(NameError::Malformed);
+        };
+        let bus = u8::try_from(hex(bus, 2)?).map_err(|_| NameError::Malformed)?;
+        let device = hex(dev, 2)?;
+        let function = hex(func, 1)?;
+        if device >= 32 || function >= 8 {
+            return Err(NameError::Malformed);
+        }
+        Ok(Self {
+            domain,
+            bus,
+            device: device as u8,
+            function: function as u8,
+        })
+    }
+
+    /// The canonical name, NUL-terminated (`0000:00:04.0\0`).
+    pub fn to_cstr_bytes(&self) -> [u8; 13] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n = |v: u16, shift: u32| HEX[usize::from((v >> shift) & 0xf)];
+        let d = self.domain;
+        let (b, s, f) = (
+            u16::from(self.bus),
+            u16::from(self.device),
+            u16::from(self.function),
+        );
+        [
+            n(d, 12),
+            n(d, 8),
+            n(d, 4),
+            n(d, 0),
+            b':',
+            n(b, 4),
+            n(b, 0),
+            b':',
+            n(s, 4),
+            n(s, 0),
+            b'.',
+            n(f, 0),
+            0,
+        ]
+    }
+}
+
+impl fmt::Display for PciName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.device, self.function
+        )
+    }
+}
+
+/// The non-empty entries of a comma-separated list (the `attach` module parameter).
+pub fn list(s: &[u8]) -> impl Iterator<Item = &[u8]> {
+    s.split(|&c| c == b',').map(trim).filter(|e| !e.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::format;
+    use std::vec::Vec;
+
+    #[test]
+    fn canonical_forms() {
+        let n = PciName::parse(b"0000:00:04.0\n").unwrap();
+        assert_eq!(
+            n,
+            PciName {
+                domain: 0,
+                bus: 0,
+                device: 4,
+                function: 0
+            }
+        );
+        assert_eq!(&n.to_cstr_bytes(), b"0000:00:04.0\0");
+        let n = PciName::parse(b" 1:A3:1f.7 ").unwrap();
+        assert_eq!(&n.to_cstr_bytes(), b"0001:a3:1f.7\0");
+        assert_eq!(format!("{n}"), "0001:a3:1f.7");
+        let short = PciName::parse(b"00:05.0").unwrap();
+        assert_eq!(&short.to_cstr_bytes(), b"0000:00:05.0\0");
+    }
+
+    #[test]
+    fn refused() {
+        assert_eq!(PciName::parse(b""), Err(NameError::Empty));
+        assert_eq!(PciName::parse(b" \n"), Err(NameError::Empty));
+        for bad in [
+            &b"bogus"[..],
+            b"0000:00:20.0",
+            b"0000:00:04.8",
+            b"00000:00:04.0",
+            b"0000:100:04.0",
+            b"0000:00:04",
+            b"0000:00:04.0.1",
+            b"0000:00:04.0:1",
+            b":00:04.0",
+            b"0000:00:.0",
+            b"0000:0g:04.0",
+            b"0000 00:04.0",
+        ] {
+            assert_eq!(PciName::parse(bad), Err(NameError::Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lists() {
+        let v: Vec<_> = list(b"0000:00:04.0, 00:05.0,,\n").collect();
+        assert_eq!(v, [&b"0000:00:04.0"[..], b"00:05.0"]);
+        assert_eq!(list(b"").count(), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn round_trip(domain: u16, bus: u8, device in 0u8..32, function in 0u8..8) {
+            let n = PciName { domain, bus, device, function };
+            let s = format!("{n}");
+            proptest::prop_assert_eq!(PciName::parse(s.as_bytes()), Ok(n));
+            proptest::prop_assert_eq!(&n.to_cstr_bytes()[..12], s.as_bytes());
+        }
+
+        #[test]
+        fn never_panics(s in proptest::collection::vec(proptest::num::u8::ANY, 0..20)) {
+            let _ = PciName::parse(&s);
+        }
+    }
+}
