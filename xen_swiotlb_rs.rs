@@ -42,6 +42,10 @@ pub mod edu;
 #[path = "selftests/kunit/dma_api_kunit.rs"]
 mod dma_api_kunit;
 
+#[cfg(xendma_kunit)]
+#[path = "selftests/kunit/swiotlb_ops_kunit.rs"]
+mod swiotlb_ops_kunit;
+
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use dma_api::{Attrs, Gfp, Pages, Zone, MAX_ORDER};

@@ -53,6 +53,16 @@ impl<'a> PciDevice<'a> {
         unsafe { Device::as_ref(xendma_pci_dev_device(self.raw.as_ptr())) }
     }
 
+    /// The device's name (`0000:00:05.0`).
+    pub fn name(&self) -> &'a CStr {
+        // SAFETY: a valid device for `'a` (type invariant); its name lives as long.
+        unsafe {
+            CStr::from_char_ptr(super::xendma_dev_name(
+                self.device() as *const Device as *mut _
+            ))
+        }
+    }
+
     /// Requests BAR `bar` for this driver and maps all of it.
     pub fn iomap(&self, bar: u8, name: &'static CStr) -> Result<Bar> {
         Bar::new(self.raw, bar, name)
@@ -206,6 +216,24 @@ impl<D: Driver> Registration<D> {
     /// Calls `f` with the first device this driver is bound to and its data, holding the device
     /// lock so that the device cannot be unbound meanwhile. `None` when no device is bound.
     pub fn with_bound<R>(&self, f: impl FnOnce(&PciDevice<'_>, &D::Data) -> R) -> Option<R> {
+        self.with_bound_where(|_| true, f)
+    }
+
+    /// As [`Registration::with_bound`], for the bound device named `name` (`0000:00:05.0`).
+    pub fn with_bound_named<R>(
+        &self,
+        name: &CStr,
+        f: impl FnOnce(&PciDevice<'_>, &D::Data) -> R,
+    ) -> Option<R> {
+        self.with_bound_where(|pci| pci.name().as_bytes() == name.as_bytes(), f)
+    }
+
+    /// As [`Registration::with_bound`], for the first bound device that `pick` accepts.
+    fn with_bound_where<R>(
+        &self,
+        pick: impl Fn(&PciDevice<'_>) -> bool,
+        f: impl FnOnce(&PciDevice<'_>, &D::Data) -> R,
+    ) -> Option<R> {
         let mut f = Some(f);
         let mut pdev = core::ptr::null_mut();
         loop {
@@ -219,16 +247,16 @@ impl<D: Driver> Registration<D> {
             unsafe { xendma_device_lock(gdev) };
             // SAFETY: `dev` is valid and the driver `raw` is registered (type invariant).
             let ours = unsafe { xendma_pci_driven_by(dev.as_ptr(), self.raw.as_ptr()) };
+            // INVARIANT: `dev` stays referenced until the next `pci_get_device` or the put below.
+            let pci = PciDevice {
+                raw: dev,
+                _p: PhantomData,
+            };
             let r = match f.take() {
-                Some(f) if ours => {
+                Some(f) if ours && pick(&pci) => {
                     // SAFETY: bound to our driver, so drvdata is the `KBox<D::Data>` our probe
                     // trampoline stored, alive until remove, which the device lock holds off.
                     let data = unsafe { &*xendma_pci_get_drvdata(dev.as_ptr()).cast::<D::Data>() };
-                    // INVARIANT: `dev` stays referenced for the closure's duration.
-                    let pci = PciDevice {
-                        raw: dev,
-                        _p: PhantomData,
-                    };
                     Some(f(&pci, data))
                 }
                 other => {
