@@ -158,6 +158,51 @@ fn attach_errors(t: &Test) {
     expect_eq!(t, sw.attached(), 0);
 }
 
+/// Pool placement: every chunk below `2^dma_bits`; impossible widths refused.
+fn pool_params(t: &Test) {
+    let bad = Engine::new(
+        PoolParams {
+            bytes: 1 << 20,
+            dma_bits: 11,
+        },
+        None,
+    );
+    expect_eq!(t, bad.err(), Some(EINVAL));
+    // 2 MiB in the 16 MiB DMA zone: whatever was obtained lies below 2^24.
+    let Ok(e) = Engine::new(
+        PoolParams {
+            bytes: 2 << 20,
+            dma_bits: 24,
+        },
+        Some(false),
+    ) else {
+        expect!(t, false, "no pool at all below 16 MiB");
+        return;
+    };
+    let p = e.pool();
+    expect!(
+        t,
+        p.bytes() > 0 && p.bytes() <= 2 << 20,
+        "{} bytes",
+        p.bytes()
+    );
+    expect_eq!(t, p.nslabs(), p.bytes() >> 11);
+    for c in 0..p.chunk_count() {
+        let Some((first, last)) = p.chunk_range(c) else {
+            continue;
+        };
+        expect!(
+            t,
+            last < 1 << 24,
+            "chunk {:#x}-{:#x} above 16 MiB",
+            first,
+            last
+        );
+        expect_eq!(t, first % 4096, 0);
+    }
+    expect!(t, p.last_phys() < 1 << 24);
+}
+
 /// Buffers above 4 GiB are bounced for the 32-bit edu, buffers below are mapped directly; the
 /// device round trip is exact either way.
 fn bounce_above_4g(t: &Test) {
@@ -607,6 +652,7 @@ kunit_suite!(
     ops_suite,
     c"xen_swiotlb_rs_ops",
     [
+        pool_params,
         attach_errors,
         bounce_above_4g,
         sg_bounce,

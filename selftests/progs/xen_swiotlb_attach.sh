@@ -11,7 +11,8 @@
 #      device that is not attached, each with its errno;
 #   c. the kernel's dma_map_benchmark driver bound to the 32-bit edu (00:05.0) attached to our ops,
 #      at 1 and 2 threads: no error, averages printed, the bounce counter grows;
-#   d. the high-water mark resets to the current use.
+#   d. the high-water mark resets to the current use;
+#   e. attach= at load: the device is attached and pins the module.
 # Prints "ok N - what" / "not ok N - what", "# ..." diagnostics and a last line
 # "xen_swiotlb_attach: N passed, M failed"; exits non-zero on any failure.
 set -u
@@ -277,6 +278,32 @@ u=$(cnt used_slots)
 diag "used_hiwater after reset: $h, used_slots: $u"
 check "used_hiwater after reset <= used_slots" ge "$u" "$h"
 check "idle: used_hiwater = used_slots" eq "$h" "$u"
+
+# --- e. attach at load --------------------------------------------------------------------------
+# Reload the module with attach= (its KUnit suites filtered out: they ran at the first load), check
+# the device is attached and pins the module, then reload it as /init loaded it.
+KO=/lib/xendma/$MOD.ko
+XENP=$(cat $PARAM/expect_xen 2>/dev/null)
+GLOB=/sys/module/kunit/parameters/filter_glob
+if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
+	result 0 "rmmod $MOD once nothing is attached"
+	wr $GLOB xendma_no_such_suite
+	insmod $KO expect_xen="$XENP" attach=$BENCH,bogus pool_mb=16
+	check "insmod with attach=$BENCH,bogus pool_mb=16" grep -q "^$MOD " /proc/modules
+	check "pool_bytes is 16 MiB" eq "$(cnt pool_bytes)" $((16 * MIB))
+	check "attach= attached $BENCH at load" [ -n "$(devline $BENCH)" ]
+	check "attached counter is 1 (bogus refused)" eq "$(cnt attached)" 1
+	check "the attach parameter reads back" [ "$(cat $PARAM/attach)" = "$BENCH,bogus" ]
+	rmmod $MOD 2> /dev/null
+	check "rmmod refused: $BENCH attached at load pins the module" grep -q "^$MOD " /proc/modules
+	expect_ok "$DBG/detach" $BENCH "detach $BENCH"
+	check "rmmod once detached" rmmod $MOD
+	insmod $KO expect_xen="$XENP"
+	check "reloaded as at boot" grep -q "^$MOD " /proc/modules
+	wr $GLOB '*'
+else
+	result 1 "rmmod $MOD once nothing is attached"
+fi
 
 # Leave nothing attached, whatever failed above (rmmod at the end of the lane needs it).
 cut -d' ' -f1 "$DBG/devices" > "$TMP/left" 2>/dev/null
