@@ -173,8 +173,8 @@ impl<T: DmaOps> Installed<T> {
         unmap_sg: Some(ffi::xendma_ops_unmap_sg),
         map_resource: None,
         unmap_resource: None,
-        sync_single_for_cpu: Some(Self::sync_cpu_tramp),
-        sync_single_for_device: Some(Self::sync_device_tramp),
+        sync_single_for_cpu: Some(Self::sync_tramp::<true>),
+        sync_single_for_device: Some(Self::sync_tramp::<false>),
         sync_sg_for_cpu: Some(ffi::xendma_ops_sync_sg_for_cpu),
         sync_sg_for_device: Some(ffi::xendma_ops_sync_sg_for_device),
         cache_sync: None,
@@ -320,11 +320,13 @@ impl<T: DmaOps> Installed<T> {
         data.unmap_page(dev, dma, size, dir, Attrs::from_bits(attrs as u64));
     }
 
+    /// `sync_single_for_cpu` (`FOR_CPU`) and `sync_single_for_device`.
+    ///
     /// # Safety
     ///
     /// Called by the DMA API through the table of an `Installed<T>` (see [`Self::of`]), with
     /// the arguments its contract requires.
-    unsafe extern "C" fn sync_cpu_tramp(
+    unsafe extern "C" fn sync_tramp<const FOR_CPU: bool>(
         dev: *mut ffi::device,
         dma: ffi::dma_addr_t,
         size: usize,
@@ -332,25 +334,10 @@ impl<T: DmaOps> Installed<T> {
     ) {
         // SAFETY: called through our table (see `of`).
         let (dev, data) = unsafe { Self::of(dev) };
-        if let Some(dir) = Direction::from_raw(dir) {
-            data.sync_for_cpu(dev, dma, size, dir);
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by the DMA API through the table of an `Installed<T>` (see [`Self::of`]), with
-    /// the arguments its contract requires.
-    unsafe extern "C" fn sync_device_tramp(
-        dev: *mut ffi::device,
-        dma: ffi::dma_addr_t,
-        size: usize,
-        dir: ffi::dma_data_direction,
-    ) {
-        // SAFETY: called through our table (see `of`).
-        let (dev, data) = unsafe { Self::of(dev) };
-        if let Some(dir) = Direction::from_raw(dir) {
-            data.sync_for_device(dev, dma, size, dir);
+        match Direction::from_raw(dir) {
+            Some(dir) if FOR_CPU => data.sync_for_cpu(dev, dma, size, dir),
+            Some(dir) => data.sync_for_device(dev, dma, size, dir),
+            None => {}
         }
     }
 
