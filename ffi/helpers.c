@@ -28,6 +28,8 @@
 #include <asm/xen/page.h>
 #endif
 
+#include <kunit/test.h>
+
 #include "helpers.h"
 #include "dma_ops_helpers.c"
 
@@ -499,6 +501,11 @@ MODULE_PARM_DESC(expect_xen, "test builds: the Xen domain kind the lane runs in 
 const char *xendma_expected_xen(void)
 {
 	return expect_xen;
+}
+
+void xendma_kunit_skip(struct kunit *test, const char *reason)
+{
+	kunit_mark_skipped(test, "%s", reason);
 }
 #else
 const char *xendma_expected_xen(void)

@@ -100,5 +100,8 @@ void xendma_misc_deregister(struct xendma_misc *m);
 
 /* Test-build knobs: which environment the lane runner says we are in ("", "none", "pv"). */
 const char *xendma_expected_xen(void);
+/* Test builds only: marks the running KUnit case skipped, with a reason. */
+struct kunit;
+void xendma_kunit_skip(struct kunit *test, const char *reason);
 
 #endif

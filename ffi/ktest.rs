@@ -52,6 +52,13 @@ impl Test {
         }
     }
 
+    /// Marks the case skipped (reported as `# SKIP reason`); expectations already failed still
+    /// fail it.
+    pub fn skip(&self, reason: &CStr) {
+        // SAFETY: `raw` is the running test (type invariant); the reason is copied.
+        unsafe { super::xendma_kunit_skip(self.raw.as_ptr(), reason.as_char_ptr()) };
+    }
+
     /// Registers a device on KUnit's own bus, released by KUnit when the case ends.
     ///
     /// Such a device has no driver and no bus DMA constraints; in 6.12 it does have DMA mask
