@@ -204,7 +204,7 @@ impl Edu {
 /// `/dev/xendma_edu`, for user-space tests: each open binds the driver and allocates a coherent
 /// buffer of [`MMAP_LEN`] bytes that `mmap` maps (through `dma_mmap_attrs`) and that
 /// [`IOCTL_COPY`] has the device copy within. One file at a time (a second `open` fails with
-/// `EBUSY`: the driver is already registered).
+/// `EBUSY`, before the driver would be registered twice).
 pub struct EduMisc;
 
 /// The state of an open `/dev/xendma_edu`.
@@ -212,6 +212,29 @@ pub struct EduFile {
     // Declared first, so that it is freed before the driver unbinds.
     buf: CoherentAllocation<u8>,
     reg: Registration<EduDriver>,
+    _open: OpenFlag,
+}
+
+/// Set while a file of `/dev/xendma_edu` is open: the device has one user at a time (a second
+/// open gets `EBUSY` here, before it would try to register the driver a second time).
+static OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Holds [`OPEN`]; clears it when dropped.
+struct OpenFlag;
+
+impl OpenFlag {
+    fn take() -> Result<Self> {
+        if OPEN.swap(true, Ordering::Acquire) {
+            return Err(EBUSY);
+        }
+        Ok(Self)
+    }
+}
+
+impl Drop for OpenFlag {
+    fn drop(&mut self) {
+        OPEN.store(false, Ordering::Release);
+    }
 }
 
 /// The size of the coherent buffer a file maps.
@@ -227,13 +250,21 @@ impl MiscDevice for EduMisc {
     const NAME: &'static CStr = kernel::c_str!("xendma_edu");
 
     fn open(&self) -> Result<KBox<EduFile>> {
+        let open = OpenFlag::take()?;
         let reg = Registration::<EduDriver>::new(&crate::THIS_MODULE)?;
         let buf = reg
             .with_bound(|_, edu| {
                 CoherentAllocation::<u8>::alloc(edu.dma(), MMAP_LEN, GFP_KERNEL, Attrs::NONE)
             })
             .ok_or(ENODEV)??;
-        Ok(KBox::new(EduFile { buf, reg }, GFP_KERNEL)?)
+        Ok(KBox::new(
+            EduFile {
+                buf,
+                reg,
+                _open: open,
+            },
+            GFP_KERNEL,
+        )?)
     }
 
     fn mmap(&self, file: &EduFile, vma: &VmArea) -> Result {
