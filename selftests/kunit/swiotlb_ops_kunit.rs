@@ -207,6 +207,37 @@ fn pool_params(t: &Test) {
         expect_eq!(t, first % 4096, 0);
     }
     expect!(t, p.last_phys() < 1 << 24);
+    drop(e);
+    // 32 MiB cannot fit in the 16 MiB DMA zone: the pool settles for less, in smaller chunks,
+    // and says so in the log.
+    let Ok(e) = Engine::new(
+        PoolParams {
+            bytes: 32 << 20,
+            dma_bits: 24,
+        },
+        Some(false),
+    ) else {
+        expect!(t, false, "no pool at all below 16 MiB");
+        return;
+    };
+    let p = e.pool();
+    expect!(t, p.bytes() < 16 << 20, "{} bytes below 16 MiB", p.bytes());
+    let smallest = (0..p.chunk_count())
+        .filter_map(|c| p.chunk_range(c))
+        .map(|(first, last)| last - first + 1)
+        .min();
+    kernel::pr_info!(
+        "ops: 32 MiB asked below 2^24: got {} KiB in {} chunks, smallest {:?} bytes\n",
+        p.bytes() >> 10,
+        p.chunk_count(),
+        smallest
+    );
+    expect!(
+        t,
+        smallest.is_some_and(|s| s < 4 << 20),
+        "no fallback to smaller chunks"
+    );
+    expect!(t, p.last_phys() < 1 << 24);
 }
 
 /// Buffers above 4 GiB are bounced for the 32-bit edu, buffers below are mapped directly; the
