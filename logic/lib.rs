@@ -13,6 +13,8 @@
 //!   bus-contiguity test.
 //! - [`bounce`]: the swiotlb-xen decision whether a streaming mapping can go
 //!   straight to the device or must be bounced, and the copy rules.
+//! - [`odp`]: `odp_umem`'s range arithmetic, per-page state, `hmm_range_fault`
+//!   word decoding and argument validation.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -22,5 +24,6 @@
 extern crate std;
 
 pub mod bounce;
+pub mod odp;
 pub mod slots;
 pub mod xlate;
