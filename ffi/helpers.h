@@ -99,3 +99,4 @@ void xendma_misc_deregister(struct xendma_misc *m);
 const char *xendma_expected_xen(void);
 
 #endif
+#include "odp_helpers.h"
