@@ -123,7 +123,7 @@ pub struct OdpFile {
 }
 
 fn warn(what: &str, e: Error) -> Error {
-    warn_ratelimited!("odp_umem: {}: error {:?}\n", what, e);
+    warn_ratelimited!("{}: error {:?}\n", what, e);
     e
 }
 
