@@ -41,6 +41,10 @@ pub mod odp;
 #[path = "ffi/odp.rs"]
 pub mod odp_ffi;
 
+/// The C API of `include/odp_umem.h`, for RDMA drivers.
+#[path = "ffi/odp_abi.rs"]
+pub mod odp_abi;
+
 /// The `edu` test device driver (test builds only).
 #[cfg(xendma_kunit)]
 #[path = "selftests/edu/edu.rs"]
@@ -221,7 +225,7 @@ pub struct UmemData {
     region: Region,
     dev: DmaDevice,
     stats: Stats,
-    client: Option<KBox<dyn Client>>,
+    client: Option<Arc<dyn Client>>,
 }
 
 impl Invalidate for UmemData {
@@ -249,7 +253,7 @@ pub struct Umem {
 impl Umem {
     /// Registers `region` of the calling process's address space for `dev`. Nothing is faulted
     /// in yet. `EINVAL` from a kernel thread.
-    pub fn new(region: Region, dev: &DmaDevice, client: Option<KBox<dyn Client>>) -> Result<Self> {
+    pub fn new(region: Region, dev: &DmaDevice, client: Option<Arc<dyn Client>>) -> Result<Self> {
         let mm = Mm::current().ok_or(EINVAL)?;
         let pages = region.base_pages();
         let mut entries = KVec::with_capacity(pages, GFP_KERNEL)?;

@@ -15,6 +15,7 @@ use crate::dma_api::{Attrs, CoherentAllocation, DmaDevice, PageMapping, PAGE_SIZ
 use crate::edu::{EduDriver, MAX_XFER};
 use crate::ffi::{self, misc::MiscDevice, pci::Registration};
 use crate::odp::{check_op_len, chunks, Access, PageSize, Region, MAX_OP_LEN, MAX_REGIONS};
+use crate::odp_abi::CApiUmem;
 use crate::{arg_errno, PageMap, Umem};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{
@@ -45,6 +46,20 @@ pub const IOC_PARK_ARM: u32 = _IO(TY, 6);
 pub const IOC_PARK_WAIT: u32 = _IO(TY, 7);
 /// Lets the parked fault go on.
 pub const IOC_PARK_RELEASE: u32 = _IO(TY, 8);
+
+/// `u64[3]`: address, length, access: `odp_umem_get` through the exported C API (one per file).
+pub const IOC_ABI_GET: u32 = _IOW::<[u64; 3]>(TY, 9);
+/// `u64[4]`: address, length, access, and out: how many base pages `odp_umem_dma_addr` gave an
+/// address for between `odp_umem_map_and_lock` and `odp_umem_unlock`.
+pub const IOC_ABI_MAP: u32 = _IOWR::<[u64; 4]>(TY, 10);
+/// `u64[2]`: address, length: `odp_umem_unmap`.
+pub const IOC_ABI_UNMAP: u32 = _IOW::<[u64; 2]>(TY, 11);
+/// `odp_umem_release`.
+pub const IOC_ABI_RELEASE: u32 = _IO(TY, 12);
+/// Returns how many times the C API's invalidate callback ran.
+pub const IOC_ABI_INVALIDATIONS: u32 = _IO(TY, 13);
+
+static ABI_INVALIDATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// [`IOC_READ`] flag: read through the mapping with the CPU instead of the `edu` device (the
 /// same pages, found the same way; for stress loops, since every `edu` transfer takes 100 ms).
@@ -116,6 +131,7 @@ struct Io {
 /// pages), buffers, then the driver registration (unbinding `edu`).
 pub struct OdpFile {
     regions: Pin<KBox<Mutex<Slots>>>,
+    abi: Pin<KBox<Mutex<Option<CApiUmem>>>>,
     io: Pin<KBox<Mutex<Io>>>,
     next: AtomicU64,
     dma: DmaDevice,
@@ -273,6 +289,41 @@ impl OdpFile {
             .ok_or(ENODEV)?
     }
 
+    fn abi_get(&self, arg: usize) -> Result<isize> {
+        let [addr, len, access] = UserSlice::new(arg, 24).reader().read::<[u64; 3]>()?;
+        let access = u32::try_from(access).map_err(|_| EINVAL)?;
+        let mut abi = self.abi.lock();
+        if abi.is_some() {
+            return Err(EBUSY);
+        }
+        ABI_INVALIDATIONS.store(0, Ordering::Relaxed);
+        *abi = Some(CApiUmem::get(
+            &self.dma,
+            addr,
+            len,
+            12,
+            access,
+            &ABI_INVALIDATIONS,
+        )?);
+        Ok(0)
+    }
+
+    fn abi_map(&self, arg: usize) -> Result<isize> {
+        let (mut r, mut w) = UserSlice::new(arg, 32).reader_writer();
+        let [addr, len, access, _] = r.read::<[u64; 4]>()?;
+        let access = u32::try_from(access).map_err(|_| EINVAL)?;
+        let abi = self.abi.lock();
+        let umem = abi.as_ref().ok_or(ENOENT)?;
+        let mapped = umem.with_locked(addr, len, access, |lookup| {
+            chunks(addr, len, PAGE_SIZE as u64)
+                .filter(|(a, _)| lookup(*a).is_some())
+                .count() as u64
+        })?;
+        drop(abi);
+        w.write(&[addr, len, access as u64, mapped])?;
+        Ok(0)
+    }
+
     fn stats(&self, arg: usize) -> Result<isize> {
         let (mut r, mut w) = UserSlice::new(arg, 56).reader_writer();
         let handle = r.read::<u64>()?;
@@ -324,6 +375,7 @@ impl MiscDevice for OdpMisc {
                     kernel::new_mutex!(slots, "odp_umem::regions"),
                     GFP_KERNEL,
                 )?,
+                abi: KBox::pin_init(kernel::new_mutex!(None, "odp_umem::abi"), GFP_KERNEL)?,
                 io: KBox::pin_init(
                     kernel::new_mutex!(Io { coherent, scratch }, "odp_umem::io"),
                     GFP_KERNEL,
@@ -357,6 +409,15 @@ impl MiscDevice for OdpMisc {
                 )
                 .map(|_| 0)
                 .map_err(|_| EINVAL),
+            IOC_ABI_GET => file.abi_get(arg),
+            IOC_ABI_MAP => file.abi_map(arg),
+            IOC_ABI_UNMAP => {
+                let [addr, len] = UserSlice::new(arg, 16).reader().read::<[u64; 2]>()?;
+                file.abi.lock().as_ref().ok_or(ENOENT)?.unmap(addr, len)?;
+                Ok(0)
+            }
+            IOC_ABI_RELEASE => file.abi.lock().take().map(|_| 0).ok_or(ENOENT),
+            IOC_ABI_INVALIDATIONS => Ok(ABI_INVALIDATIONS.load(Ordering::Relaxed) as isize),
             _ => Err(ENOTTY),
         }
     }

@@ -32,6 +32,11 @@
 #define ODP_PARK_ARM _IO('O', 6)
 #define ODP_PARK_WAIT _IO('O', 7)
 #define ODP_PARK_RELEASE _IO('O', 8)
+#define ODP_ABI_GET _IOW('O', 9, uint64_t[3])
+#define ODP_ABI_MAP _IOWR('O', 10, uint64_t[4])
+#define ODP_ABI_UNMAP _IOW('O', 11, uint64_t[2])
+#define ODP_ABI_RELEASE _IO('O', 12)
+#define ODP_ABI_INVALIDATIONS _IO('O', 13)
 #define ODP_XFER_CPU 1
 
 #define ACC_R 1
@@ -470,6 +475,54 @@ static void test_stress(void)
 	munmap(stress_page, PAGE);
 }
 
+static int abi_get(void *p, uint64_t len, uint64_t access)
+{
+	uint64_t a[3] = { (uintptr_t)p, len, access };
+
+	return ioctl(fd, ODP_ABI_GET, a) ? -errno : 0;
+}
+
+static long abi_map(void *p, uint64_t len, uint64_t access)
+{
+	uint64_t a[4] = { (uintptr_t)p, len, access, 0 };
+
+	return ioctl(fd, ODP_ABI_MAP, a) ? -errno : (long)a[3];
+}
+
+static int abi_unmap(void *p, uint64_t len)
+{
+	uint64_t a[2] = { (uintptr_t)p, len };
+
+	return ioctl(fd, ODP_ABI_UNMAP, a) ? -errno : 0;
+}
+
+/* The exported C API (include/odp_umem.h), driven through the test device. */
+static void test_c_api(void)
+{
+	uint8_t *p = map_anon(4 * PAGE);
+	long n;
+	int rc;
+
+	memset(p, 1, 4 * PAGE);
+	check(abi_get(p, 0, ACC_RW) == -EINVAL, "C API: odp_umem_get of 0 bytes -> EINVAL");
+	check(abi_get(p + 1, PAGE, ACC_RW) == -EINVAL, "C API: misaligned -> EINVAL");
+	check(abi_get(p, PAGE, 2) == -EINVAL, "C API: write without read -> EINVAL");
+	check(abi_get(p, 3 * PAGE, ACC_R) == 0, "C API: odp_umem_get of 3 pages, read-only");
+	n = abi_map(p, 3 * PAGE, ACC_R);
+	check(n == 3, "C API: map_and_lock, dma_addr of 3 pages, unlock (%ld)", n);
+	check(abi_map(p, PAGE, ACC_RW) == -EPERM, "C API: write access to a read-only umem -> EPERM");
+	check(abi_map(p + 3 * PAGE, PAGE, ACC_R) == -ERANGE, "C API: outside the umem -> ERANGE");
+	rc = munmap(p + PAGE, PAGE);
+	n = ioctl(fd, ODP_ABI_INVALIDATIONS);
+	check(rc == 0 && n >= 1, "C API: munmap calls the driver's invalidate callback (%ld)", n);
+	check(abi_map(p + PAGE, PAGE, ACC_R) == -EFAULT, "C API: map_and_lock of the hole -> EFAULT");
+	check(abi_map(p + 2 * PAGE, PAGE, ACC_R) == 1, "C API: the rest still maps");
+	check(abi_unmap(p, 3 * PAGE) == 0 && abi_unmap(p, 4 * PAGE) == -ERANGE,
+	      "C API: odp_umem_unmap, and outside -> ERANGE");
+	check(ioctl(fd, ODP_ABI_RELEASE) == 0, "C API: odp_umem_release");
+	munmap(p, 4 * PAGE);
+}
+
 static void test_exit(void)
 {
 	uint8_t buf[16];
@@ -533,6 +586,7 @@ int main(void)
 	test_thp();
 	test_race();
 	test_stress();
+	test_c_api();
 	test_exit();
 	close(fd);
 out:
