@@ -425,3 +425,15 @@ impl Drop for StatsDir {
         unsafe { crate::ffi::debugfs_remove(self.dir) };
     }
 }
+
+/// Test builds: maps `len` bytes of anonymous read-write memory at `addr` (replacing what is
+/// there; anywhere if `addr` is 0) in the KUnit test's own mm, which KUnit creates on first use
+/// and tears down when the case ends (`kunit_vm_mmap`).
+#[cfg(xendma_kunit)]
+pub fn kunit_mmap(t: &crate::ffi::ktest::Test, addr: u64, len: u64) -> Result<u64> {
+    // SAFETY: the running test; the mapping is made in the test thread's own mm.
+    match unsafe { crate::ffi::xendma_odp_kunit_mmap(t.as_raw(), addr as _, len as _) } {
+        0 => Err(kernel::error::code::ENOMEM),
+        a => Ok(a as u64),
+    }
+}

@@ -4,6 +4,7 @@
  */
 #include <linux/highmem.h>
 #include <linux/hmm.h>
+#include <linux/mman.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
 #include <linux/mmu_notifier.h>
@@ -132,3 +133,18 @@ bool xendma_odp_ratelimit(void)
 
 	return __ratelimit(&rs);
 }
+
+#ifdef XENDMA_KUNIT
+#include <kunit/test.h>
+
+unsigned long xendma_odp_kunit_mmap(struct kunit *test, unsigned long addr, unsigned long len)
+{
+	return kunit_vm_mmap(test, NULL, addr, len, PROT_READ | PROT_WRITE,
+			     MAP_ANONYMOUS | MAP_PRIVATE | (addr ? MAP_FIXED : 0), 0);
+}
+#else
+unsigned long xendma_odp_kunit_mmap(struct kunit *test, unsigned long addr, unsigned long len)
+{
+	return 0;
+}
+#endif

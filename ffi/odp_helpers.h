@@ -43,5 +43,11 @@ unsigned long xendma_odp_page_to_pfn(struct page *page);
 void xendma_odp_copy_from_page(struct page *page, size_t offset, void *dst, size_t len);
 /* __ratelimit() of the module's warnings: 10 per 5 s. */
 bool xendma_odp_ratelimit(void);
+struct kunit;
+/*
+ * Test builds: kunit_vm_mmap() of len bytes of anonymous read-write memory at addr (MAP_FIXED
+ * unless addr is 0) in the test's own mm (created on first use); 0 on failure.
+ */
+unsigned long xendma_odp_kunit_mmap(struct kunit *test, unsigned long addr, unsigned long len);
 
 #endif

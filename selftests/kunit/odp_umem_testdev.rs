@@ -90,7 +90,27 @@ pub fn park_hook() {
     PARK.store(PARK_IDLE, Ordering::Release);
 }
 
-fn park_wait() -> Result<isize> {
+/// Arms the race hook; `EBUSY` if it is in use.
+pub fn park_arm() -> Result<isize> {
+    PARK.compare_exchange(PARK_IDLE, PARK_ARMED, Ordering::AcqRel, Ordering::Acquire)
+        .map(|_| 0)
+        .map_err(|_| EBUSY)
+}
+
+/// Lets the parked fault go on; `EINVAL` if none is parked.
+pub fn park_release() -> Result<isize> {
+    PARK.compare_exchange(
+        PARK_PARKED,
+        PARK_RELEASED,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    )
+    .map(|_| 0)
+    .map_err(|_| EINVAL)
+}
+
+/// Waits (at most 5 s, else `EAGAIN`) until a fault is parked.
+pub fn park_wait() -> Result<isize> {
     let mut waited = 0;
     while PARK.load(Ordering::Acquire) != PARK_PARKED {
         if waited >= PARK_TIMEOUT_MS {
@@ -395,20 +415,9 @@ impl MiscDevice for OdpMisc {
             IOC_READ => file.xfer(arg, false),
             IOC_WRITE => file.xfer(arg, true),
             IOC_STATS => file.stats(arg),
-            IOC_PARK_ARM => PARK
-                .compare_exchange(PARK_IDLE, PARK_ARMED, Ordering::AcqRel, Ordering::Acquire)
-                .map(|_| 0)
-                .map_err(|_| EBUSY),
+            IOC_PARK_ARM => park_arm(),
             IOC_PARK_WAIT => park_wait(),
-            IOC_PARK_RELEASE => PARK
-                .compare_exchange(
-                    PARK_PARKED,
-                    PARK_RELEASED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .map(|_| 0)
-                .map_err(|_| EINVAL),
+            IOC_PARK_RELEASE => park_release(),
             IOC_ABI_GET => file.abi_get(arg),
             IOC_ABI_MAP => file.abi_map(arg),
             IOC_ABI_UNMAP => {
