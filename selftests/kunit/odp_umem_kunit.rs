@@ -104,26 +104,30 @@ fn read_mapped(umem: &Umem, addr: u64) -> Result<[u8; 8]> {
     Ok(out)
 }
 
-/// Fault-in on demand, then an invalidation by replacing the page: the next fault maps the new
-/// page.
-fn fault_and_invalidate(t: &Test) {
+/// Maps a page of the test's own mm filled with `byte`, registers it read-write with the `edu`
+/// device bound, and runs `f` with its address and umem.
+fn with_user_umem(t: &Test, byte: u8, f: impl FnOnce(u64, Arc<Umem>)) {
     let Ok(addr) = kunit_mmap(t, 0, PAGE) else {
         expect!(t, false, "kunit_vm_mmap failed");
         return;
     };
-    expect!(t, fill_user(addr, b'a').is_ok());
+    expect!(t, fill_user(addr, byte).is_ok());
     with_dma(t, |dma| {
-        let Ok(region) = Region::new(addr, PAGE, PageSize::Base, Access::RW) else {
-            expect!(t, false, "region");
-            return;
-        };
-        let umem = match Umem::new(region, dma, None) {
-            Ok(u) => u,
-            Err(e) => {
-                expect!(t, false, "Umem::new: {:?}", e);
-                return;
-            }
-        };
+        let umem = Region::new(addr, PAGE, PageSize::Base, Access::RW)
+            .map_err(arg_errno)
+            .and_then(|region| Umem::new(region, dma, None))
+            .and_then(|u| Ok(Arc::new(u, GFP_KERNEL)?));
+        match umem {
+            Ok(umem) => f(addr, umem),
+            Err(e) => expect!(t, false, "Umem::new: {:?}", e),
+        }
+    });
+}
+
+/// Fault-in on demand, then an invalidation by replacing the page: the next fault maps the new
+/// page.
+fn fault_and_invalidate(t: &Test) {
+    with_user_umem(t, b'a', |addr, umem| {
         expect_eq!(t, umem.stats().snapshot()[0], 0);
         expect_eq!(t, read_mapped(&umem, addr).ok(), Some([b'a'; 8]));
         expect_eq!(t, umem.stats().snapshot()[3], 1);
@@ -177,22 +181,7 @@ impl WorkItem for RaceFault {
 /// The deterministic race: a fault is parked after `hmm_range_fault` (the test hook), the page
 /// is replaced meanwhile, and the fault must retry and map the new page.
 fn parked_fault_retries(t: &Test) {
-    let Ok(addr) = kunit_mmap(t, 0, PAGE) else {
-        expect!(t, false, "kunit_vm_mmap failed");
-        return;
-    };
-    expect!(t, fill_user(addr, b'O').is_ok());
-    with_dma(t, |dma| {
-        let Ok(region) = Region::new(addr, PAGE, PageSize::Base, Access::RW) else {
-            return;
-        };
-        let umem = match Umem::new(region, dma, None).and_then(|u| Ok(Arc::new(u, GFP_KERNEL)?)) {
-            Ok(u) => u,
-            Err(e) => {
-                expect!(t, false, "Umem::new: {:?}", e);
-                return;
-            }
-        };
+    with_user_umem(t, b'O', |addr, umem| {
         let faulter = umem.clone();
         let work = Arc::pin_init(
             pin_init!(RaceFault {
