@@ -142,9 +142,18 @@ unsigned long xendma_odp_kunit_mmap(struct kunit *test, unsigned long addr, unsi
 	return kunit_vm_mmap(test, NULL, addr, len, PROT_READ | PROT_WRITE,
 			     MAP_ANONYMOUS | MAP_PRIVATE | (addr ? MAP_FIXED : 0), 0);
 }
+
+void xendma_odp_kunit_skip(struct kunit *test, const char *why)
+{
+	kunit_mark_skipped(test, "%s", why);
+}
 #else
 unsigned long xendma_odp_kunit_mmap(struct kunit *test, unsigned long addr, unsigned long len)
 {
 	return 0;
+}
+
+void xendma_odp_kunit_skip(struct kunit *test, const char *why)
+{
 }
 #endif

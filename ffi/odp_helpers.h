@@ -49,5 +49,7 @@ struct kunit;
  * unless addr is 0) in the test's own mm (created on first use); 0 on failure.
  */
 unsigned long xendma_odp_kunit_mmap(struct kunit *test, unsigned long addr, unsigned long len);
+/* Test builds: marks the running KUnit case skipped, with a reason. */
+void xendma_odp_kunit_skip(struct kunit *test, const char *why);
 
 #endif
