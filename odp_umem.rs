@@ -389,8 +389,7 @@ impl Umem {
         }
         data.stats.sub_mapped(unmapped);
         data.stats.add(|s| &s.maps, mapped);
-        data.stats.pages_mapped.fetch_add(mapped, Ordering::Relaxed);
-        TOTALS.pages_mapped.fetch_add(mapped, Ordering::Relaxed);
+        data.stats.add(|s| &s.pages_mapped, mapped);
         result
     }
 
