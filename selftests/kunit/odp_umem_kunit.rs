@@ -12,6 +12,7 @@ use crate::edu::EduDriver;
 use crate::ffi::xen::Domain;
 use crate::ffi::{ktest::Test, pci::Registration};
 use crate::odp::{Access, ArgError, PageSize, Region};
+use crate::odp_abi::CApiUmem;
 use crate::odp_ffi::{kunit_mmap, kunit_skip, Mm};
 use crate::{arg_errno, dma_api::DmaDevice, expect, expect_eq, testdev, Umem};
 use crate::{check_layout, kunit_suite};
@@ -78,7 +79,7 @@ fn with_dma(t: &Test, f: impl FnOnce(&DmaDevice)) {
     expect!(t, bound.is_some(), "the edu driver did not bind");
 }
 
-/// A kernel thread has no mm: registration is refused.
+/// A kernel thread has no mm: registration is refused, through Rust and through the C API.
 fn no_mm_no_umem(t: &Test) {
     expect!(t, Mm::current().is_none());
     with_dma(t, |dma| {
@@ -86,6 +87,12 @@ fn no_mm_no_umem(t: &Test) {
         if let Ok(region) = region {
             expect_eq!(t, Umem::new(region, dma, None).err(), Some(EINVAL));
         }
+        // The exported C API refuses too (`odp_umem_get` returns ERR_PTR(-EINVAL)).
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let c = CApiUmem::get(dma, 0x10_0000, PAGE, 12, 1, &COUNT);
+        expect_eq!(t, c.err(), Some(EINVAL));
+        let c = CApiUmem::get(dma, 0x10_0000, PAGE, 13, 1, &COUNT);
+        expect_eq!(t, c.err(), Some(EINVAL));
     });
 }
 

@@ -607,6 +607,37 @@ static void test_exit(void)
 	/* The region stays registered; closing the file at exit releases it. */
 }
 
+/* The module's totals in debugfs (-1 if unreadable). */
+static long long debugfs_counter(const char *name)
+{
+	char path[128];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/odp_umem/%s", name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static void test_debugfs(void)
+{
+	long long faults = debugfs_counter("faults"), inval = debugfs_counter("invalidations");
+	long long retries = debugfs_counter("retries"), mapped = debugfs_counter("pages_mapped");
+	long long maps = debugfs_counter("maps"), unmaps = debugfs_counter("unmaps");
+
+	printf("# debugfs: faults %lld invalidations %lld retries %lld pages_mapped %lld maps %lld unmaps %lld\n",
+	       faults, inval, retries, mapped, maps, unmaps);
+	check(faults >= 1000 && inval >= 10000 && retries >= 1,
+	      "debugfs odp_umem/: the totals count this program's faults, invalidations, retries");
+	check(mapped == 0 && maps == unmaps && maps > 0,
+	      "debugfs odp_umem/: nothing left mapped (maps %lld, unmaps %lld)", maps, unmaps);
+}
+
 int main(void)
 {
 	printf("KTAP version 1\n");
@@ -626,6 +657,7 @@ int main(void)
 	test_stress();
 	test_c_api();
 	test_exit();
+	test_debugfs();
 	close(fd);
 out:
 	printf("odp_umem_test: %d passed, %d failed\n", passed, failed);
