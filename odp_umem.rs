@@ -301,8 +301,7 @@ impl Umem {
         let mut pfns = pfn_array(span.count, req)?;
         data.stats.add(|s| &s.faults, 1);
         for _ in 0..MAX_ATTEMPTS {
-            let seq = self.n.begin();
-            let faulted = match self.n.fault(seq, start, pfns, req) {
+            let faulted = match self.n.fault(start, pfns, req) {
                 Ok(f) => f,
                 Err(e) if e == EBUSY => {
                     data.stats.add(|s| &s.retries, 1);
@@ -313,7 +312,7 @@ impl Umem {
             };
             #[cfg(xendma_kunit)]
             testdev::park_hook();
-            match self.n.lock_if_current(faulted) {
+            match faulted.lock_if_current() {
                 Ok(mut locked) => {
                     self.install(&mut locked, span.first, access)?;
                     return Ok(MappedRange {

@@ -10,11 +10,12 @@
 //! - the invalidation side: [`Invalidate::invalidate`] is called with the state locked and the
 //!   new sequence already recorded (`mmu_interval_set_seq`); a non-blockable invalidation is
 //!   refused (returns false) before any lock is taken, as the contract requires;
-//! - the fault side: [`IntervalNotifier::begin`] (`mmu_interval_read_begin`),
-//!   [`IntervalNotifier::fault`] (`hmm_range_fault` under the mmap read lock),
-//!   [`IntervalNotifier::lock_if_current`] (take the lock, `mmu_interval_read_retry`). Only a
-//!   [`Faulted`] range that is still current under the lock hands out its pages, so a page that
-//!   an invalidation has already taken away can never be used.
+//! - the fault side: [`IntervalNotifier::fault`] (`mmu_interval_read_begin`, then
+//!   `hmm_range_fault` under the mmap read lock, of a range inside the notifier's) and
+//!   [`Faulted::lock_if_current`] (take the lock, `mmu_interval_read_retry`). A [`Faulted`]
+//!   range is bound to its notifier and sequence, and only one that is still current under the
+//!   lock ([`Locked`]) hands out its pages, so a page that an invalidation has already taken
+//!   away can never be used.
 //!
 //! [`Mm`] is a reference on a `struct mm_struct` (`mmgrab`): it keeps the structure, not the
 //! address space; faults take `mmget_not_zero` for their duration and fail with `EFAULT` once the
@@ -145,9 +146,12 @@ pub trait Invalidate: Send + Sync + Sized + 'static {
 ///
 /// # Invariants
 ///
-/// `raw` is inserted in its mm's interval tree with `Self::OPS` from initialisation until drop.
+/// `raw` is inserted in its mm's interval tree for `[start, end)` with `Self::OPS` from
+/// initialisation until drop.
 #[pin_data(PinnedDrop)]
 pub struct IntervalNotifier<T: Invalidate> {
+    start: u64,
+    end: u64,
     data: T,
     #[pin]
     state: Mutex<T::State>,
@@ -178,13 +182,19 @@ impl<T: Invalidate> IntervalNotifier<T> {
         state: T::State,
     ) -> impl PinInit<Self, Error> {
         let mm = mm.mm;
+        let end = start.checked_add(len).unwrap_or(0);
+        // The macro shadows field names with references to the initialised fields.
+        let (insert_start, insert_len) = (start, len);
         try_pin_init!(Self {
+            start,
+            end,
             data,
             state <- new_mutex!(state, "odp_umem::state"),
             // `data` and `state` are initialised first: an invalidation may run as soon as the
             // notifier is inserted.
             raw <- {
                 let insert = move |slot: *mut Opaque<mmu_interval_notifier>| {
+                    let (start, len) = (insert_start, insert_len);
                     if len == 0 || start.checked_add(len).is_none() {
                         return Err(EINVAL);
                     }
@@ -217,29 +227,25 @@ impl<T: Invalidate> IntervalNotifier<T> {
         self.state.lock()
     }
 
-    /// Starts a read-side critical section (`mmu_interval_read_begin`); may sleep until a
-    /// running invalidation of the range is over.
-    pub fn begin(&self) -> u64 {
-        // SAFETY: inserted (type invariant).
-        unsafe { mmu_interval_read_begin(self.raw.get()) as u64 }
-    }
-
-    /// Faults `[start, start + pfns.len() pages)` in with `hmm_range_fault`, requesting
-    /// `req_flags` (`HMM_PFN_REQ_*`) for every page, under the mm's read lock. `EBUSY` when an
-    /// invalidation collided (begin again), `EFAULT` for a hole or an exited process, `EPERM`
-    /// for a write to read-only memory. The range must lie inside the notifier's.
-    pub fn fault(
-        &self,
-        seq: u64,
-        start: u64,
-        mut pfns: KVec<u64>,
-        req_flags: u64,
-    ) -> Result<Faulted> {
+    /// Starts a read-side critical section (`mmu_interval_read_begin`), which may sleep until a
+    /// running invalidation of the range is over, and faults `[start, start + pfns.len() pages)`
+    /// in with `hmm_range_fault`, requesting `req_flags` (`HMM_PFN_REQ_*`) for every page, under
+    /// the mm's read lock. `EINVAL` unless the range is page aligned, non-empty and inside the
+    /// notifier's (invalidations elsewhere are not reported to it); `EBUSY` when an invalidation
+    /// collided (fault again), `EFAULT` for a hole or an exited process, `EPERM` for a write to
+    /// read-only memory.
+    pub fn fault(&self, start: u64, mut pfns: KVec<u64>, req_flags: u64) -> Result<Faulted<'_, T>> {
         let len = (pfns.len() as u64) << PAGE_SHIFT;
         let end = start.checked_add(len).ok_or(EINVAL)?;
-        if pfns.is_empty() || start & ((1 << PAGE_SHIFT) - 1) != 0 {
+        if pfns.is_empty()
+            || start & ((1 << PAGE_SHIFT) - 1) != 0
+            || start < self.start
+            || end > self.end
+        {
             return Err(EINVAL);
         }
+        // SAFETY: inserted (type invariant).
+        let seq = unsafe { mmu_interval_read_begin(self.raw.get()) as u64 };
         // SAFETY: inserted (type invariant); `pfns` has one word per page of the range and is
         // exclusively ours for the call.
         to_result(unsafe {
@@ -252,19 +258,13 @@ impl<T: Invalidate> IntervalNotifier<T> {
                 req_flags as _,
             )
         })?;
-        Ok(Faulted { seq, start, pfns })
-    }
-
-    /// Takes the state lock and checks that no invalidation ran since `faulted` began
-    /// (`mmu_interval_read_retry`). On a collision, the range is given back to be faulted again.
-    pub fn lock_if_current(&self, faulted: Faulted) -> Result<Locked<'_, T>, Faulted> {
-        let guard = self.state.lock();
-        // SAFETY: inserted (type invariant); the state lock is the one `invalidate_callback`
-        // holds around `mmu_interval_set_seq`.
-        if unsafe { xendma_odp_read_retry(self.raw.get(), faulted.seq as _) } {
-            return Err(faulted);
-        }
-        Ok(Locked { guard, faulted })
+        // INVARIANT: filled by `hmm_range_fault` for this notifier, after `seq` was read.
+        Ok(Faulted {
+            n: self,
+            seq,
+            start,
+            pfns,
+        })
     }
 
     /// # Safety
@@ -301,13 +301,36 @@ impl<T: Invalidate> PinnedDrop for IntervalNotifier<T> {
 }
 
 /// A range `hmm_range_fault` filled in, not yet checked against invalidations.
-pub struct Faulted {
+///
+/// # Invariants
+///
+/// `pfns` was filled by `hmm_range_fault` for `[start, start + pfns.len() pages)` of `n`'s range,
+/// in a read-side critical section of `n` begun at sequence `seq`.
+pub struct Faulted<'a, T: Invalidate> {
+    n: &'a IntervalNotifier<T>,
     seq: u64,
     start: u64,
     pfns: KVec<u64>,
 }
 
-impl Faulted {
+impl<'a, T: Invalidate> Faulted<'a, T> {
+    /// Takes the state lock of the notifier and checks that no invalidation ran since the fault
+    /// began (`mmu_interval_read_retry`). On a collision, the range is given back to be faulted
+    /// again.
+    pub fn lock_if_current(self) -> Result<Locked<'a, T>, Self> {
+        let guard = self.n.state.lock();
+        // SAFETY: inserted (type invariant of the notifier); the state lock is the one
+        // `invalidate_callback` holds around `mmu_interval_set_seq`.
+        if unsafe { xendma_odp_read_retry(self.n.raw.get(), self.seq as _) } {
+            return Err(self);
+        }
+        // INVARIANT: checked under the lock just above.
+        Ok(Locked {
+            guard,
+            faulted: self,
+        })
+    }
+
     /// The per-page words (`hmm_pfns`), decoded by `logic::odp::HmmPfn`.
     pub fn pfns(&self) -> &[u64] {
         &self.pfns
@@ -327,14 +350,19 @@ impl Faulted {
 /// The mirror state, locked, with a faulted range that no invalidation has touched since its
 /// fault began: its pages are the ones the process maps now, and stay so until the lock is
 /// dropped. Dropping the guard (or [`Locked::unlock`]) releases the lock.
+///
+/// # Invariants
+///
+/// `guard` holds the state lock of `faulted`'s notifier, taken after `faulted`'s sequence was
+/// found current.
 pub struct Locked<'a, T: Invalidate> {
     guard: MutexGuard<'a, T::State>,
-    faulted: Faulted,
+    faulted: Faulted<'a, T>,
 }
 
-impl<T: Invalidate> Locked<'_, T> {
+impl<'a, T: Invalidate> Locked<'a, T> {
     /// The faulted range.
-    pub fn faulted(&self) -> &Faulted {
+    pub fn faulted(&self) -> &Faulted<'a, T> {
         &self.faulted
     }
 
@@ -346,9 +374,10 @@ impl<T: Invalidate> Locked<'_, T> {
         }
         // SAFETY: a valid word from `hmm_range_fault`.
         let page = NonNull::new(unsafe { xendma_odp_hmm_pfn_to_page(word as _) })?;
-        // SAFETY: the page is mapped in the process's page table now: no invalidation ran since
-        // the fault began (checked under the lock), and none can complete while we hold it, so
-        // its reference count stays above zero.
+        // SAFETY: the page is mapped in the process's page table now: no invalidation of the
+        // notifier's range, which holds this page's address, ran since the fault began (type
+        // invariant), and none can complete while we hold the lock, so its reference count
+        // stays above zero.
         Some(unsafe { PageRef::get(page) })
     }
 
