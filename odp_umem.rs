@@ -459,9 +459,14 @@ impl kernel::Module for OdpUmem {
                 (c"unmaps", &TOTALS.unmaps),
             ],
         );
+        #[cfg(xendma_kunit)]
+        let dev = ffi::misc::MiscRegistration::new(testdev::OdpMisc::new(), _module)?;
+        // The KUnit cases, which run after init in kernel threads, borrow insmod's address space.
+        #[cfg(xendma_kunit)]
+        odp_ffi::TestMm::capture();
         Ok(Self {
             #[cfg(xendma_kunit)]
-            _dev: ffi::misc::MiscRegistration::new(testdev::OdpMisc::new(), _module)?,
+            _dev: dev,
             _debugfs: debugfs,
         })
     }
@@ -469,6 +474,8 @@ impl kernel::Module for OdpUmem {
 
 impl Drop for OdpUmem {
     fn drop(&mut self) {
+        #[cfg(xendma_kunit)]
+        odp_ffi::TestMm::release();
         pr_info!("unloaded\n");
     }
 }

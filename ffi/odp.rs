@@ -455,15 +455,57 @@ impl Drop for StatsDir {
     }
 }
 
-/// Test builds: maps `len` bytes of anonymous read-write memory at `addr` (replacing what is
-/// there; anywhere if `addr` is 0) in the KUnit test's own mm, which KUnit creates on first use
-/// and tears down when the case ends (`kunit_vm_mmap`).
+/// Test builds: the address space of the process that loaded the module, kept for the KUnit
+/// cases (which run in kernel threads without one). [`TestMm::capture`] at module init,
+/// [`TestMm::release`] at exit.
 #[cfg(xendma_kunit)]
-pub fn kunit_mmap(t: &crate::ffi::ktest::Test, addr: u64, len: u64) -> Result<u64> {
-    // SAFETY: the running test; the mapping is made in the test thread's own mm.
-    match unsafe { crate::ffi::xendma_odp_kunit_mmap(t.as_raw(), addr as _, len as _) } {
-        0 => Err(kernel::error::code::ENOMEM),
-        a => Ok(a as u64),
+pub struct TestMm(());
+
+#[cfg(xendma_kunit)]
+impl TestMm {
+    /// Takes a reference (`mmget`) on the calling process's address space.
+    pub fn capture() {
+        // SAFETY: reads and references `current->mm`.
+        unsafe { crate::ffi::xendma_odp_test_mm_capture() };
+    }
+
+    /// Drops the reference taken by [`TestMm::capture`].
+    pub fn release() {
+        // SAFETY: no task uses the address space any more (the KUnit cases are over).
+        unsafe { crate::ffi::xendma_odp_test_mm_release() };
+    }
+
+    /// Attaches the captured address space to the calling kernel thread until the returned
+    /// value is dropped (`kthread_use_mm`). `ENOENT` without one, `EBUSY` in a process.
+    pub fn enter() -> Result<TestMm> {
+        // SAFETY: the helper checks that this is a kernel thread without an mm.
+        to_result(unsafe { crate::ffi::xendma_odp_test_mm_use() })?;
+        Ok(TestMm(()))
+    }
+
+    /// Maps `len` bytes of anonymous read-write memory at `addr` (replacing what is there;
+    /// anywhere if `addr` is 0).
+    pub fn mmap(&self, addr: u64, len: u64) -> Result<u64> {
+        // SAFETY: the address space is attached (`self` exists).
+        let r = unsafe { crate::ffi::xendma_odp_test_mmap(addr as _, len as _) };
+        if (-4095..0).contains(&r) {
+            return Err(Error::from_errno(r as i32));
+        }
+        Ok(r as u64)
+    }
+
+    /// Unmaps `[addr, addr + len)`.
+    pub fn munmap(&self, addr: u64, len: u64) -> Result {
+        // SAFETY: the address space is attached (`self` exists).
+        to_result(unsafe { crate::ffi::xendma_odp_test_munmap(addr as _, len as _) })
+    }
+}
+
+#[cfg(xendma_kunit)]
+impl Drop for TestMm {
+    fn drop(&mut self) {
+        // SAFETY: attached by `enter` to this thread.
+        unsafe { crate::ffi::xendma_odp_test_mm_unuse() };
     }
 }
 

@@ -136,24 +136,53 @@ bool xendma_odp_ratelimit(void)
 
 #ifdef XENDMA_KUNIT
 #include <kunit/test.h>
+#include <linux/kthread.h>
 
-unsigned long xendma_odp_kunit_mmap(struct kunit *test, unsigned long addr, unsigned long len)
+static struct mm_struct *xendma_odp_test_mm;
+
+void xendma_odp_test_mm_capture(void)
 {
-	return kunit_vm_mmap(test, NULL, addr, len, PROT_READ | PROT_WRITE,
-			     MAP_ANONYMOUS | MAP_PRIVATE | (addr ? MAP_FIXED : 0), 0);
+	struct mm_struct *mm = current->mm;
+
+	if (mm && mmget_not_zero(mm))
+		xendma_odp_test_mm = mm;
+}
+
+void xendma_odp_test_mm_release(void)
+{
+	if (xendma_odp_test_mm)
+		mmput(xendma_odp_test_mm);
+	xendma_odp_test_mm = NULL;
+}
+
+int xendma_odp_test_mm_use(void)
+{
+	if (!xendma_odp_test_mm)
+		return -ENOENT;
+	if (current->mm || !(current->flags & PF_KTHREAD))
+		return -EBUSY;
+	kthread_use_mm(xendma_odp_test_mm);
+	return 0;
+}
+
+void xendma_odp_test_mm_unuse(void)
+{
+	kthread_unuse_mm(xendma_odp_test_mm);
+}
+
+long xendma_odp_test_mmap(unsigned long addr, unsigned long len)
+{
+	return vm_mmap(NULL, addr, len, PROT_READ | PROT_WRITE,
+		       MAP_ANONYMOUS | MAP_PRIVATE | (addr ? MAP_FIXED : 0), 0);
+}
+
+int xendma_odp_test_munmap(unsigned long addr, unsigned long len)
+{
+	return vm_munmap(addr, len);
 }
 
 void xendma_odp_kunit_skip(struct kunit *test, const char *why)
 {
 	kunit_mark_skipped(test, "%s", why);
-}
-#else
-unsigned long xendma_odp_kunit_mmap(struct kunit *test, unsigned long addr, unsigned long len)
-{
-	return 0;
-}
-
-void xendma_odp_kunit_skip(struct kunit *test, const char *why)
-{
 }
 #endif

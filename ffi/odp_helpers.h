@@ -45,10 +45,18 @@ void xendma_odp_copy_from_page(struct page *page, size_t offset, void *dst, size
 bool xendma_odp_ratelimit(void);
 struct kunit;
 /*
- * Test builds: kunit_vm_mmap() of len bytes of anonymous read-write memory at addr (MAP_FIXED
- * unless addr is 0) in the test's own mm (created on first use); 0 on failure.
+ * Test builds: a user address space for the KUnit cases. capture() takes a reference on the
+ * address space of the process loading the module (insmod), release() drops it; use() and
+ * unuse() attach it to the calling kernel thread (kthread_use_mm), mmap() maps len bytes of
+ * anonymous read-write memory at addr (MAP_FIXED unless addr is 0) and returns the address or a
+ * negative errno, munmap() unmaps.
  */
-unsigned long xendma_odp_kunit_mmap(struct kunit *test, unsigned long addr, unsigned long len);
+void xendma_odp_test_mm_capture(void);
+void xendma_odp_test_mm_release(void);
+int xendma_odp_test_mm_use(void);
+void xendma_odp_test_mm_unuse(void);
+long xendma_odp_test_mmap(unsigned long addr, unsigned long len);
+int xendma_odp_test_munmap(unsigned long addr, unsigned long len);
 /* Test builds: marks the running KUnit case skipped, with a reason. */
 void xendma_odp_kunit_skip(struct kunit *test, const char *why);
 

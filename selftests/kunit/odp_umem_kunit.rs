@@ -3,17 +3,16 @@
 //! KUnit suites of the odp_umem test build.
 //!
 //! `odp_umem_ffi`: generated layouts against the C compiler. `odp_umem_core`: the range logic as
-//! the kernel toolchain compiles it, the refusal of a umem without an mm, and — in an mm of the
-//! test's own (`kunit_vm_mmap`) with the `edu` device — fault-in, invalidation and the
-//! deterministic race: a fault parked after `hmm_range_fault` while the test replaces the page
+//! the kernel toolchain compiles it, the refusal of a umem without an mm, and — in the address
+//! space of the process that loaded the module (`insmod`, attached with `kthread_use_mm`), with
+//! the `edu` device — fault-in, invalidation and the deterministic race: a fault parked after `hmm_range_fault` while the test replaces the page
 //! must retry and map the new page, never the old one.
 
 use crate::edu::EduDriver;
-use crate::ffi::xen::Domain;
 use crate::ffi::{ktest::Test, pci::Registration};
 use crate::odp::{Access, ArgError, PageSize, Region};
 use crate::odp_abi::CApiUmem;
-use crate::odp_ffi::{kunit_mmap, kunit_skip, Mm};
+use crate::odp_ffi::{kunit_skip, Mm, TestMm};
 use crate::{arg_errno, dma_api::DmaDevice, expect, expect_eq, testdev, Umem};
 use crate::{check_layout, kunit_suite};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -112,18 +111,19 @@ fn read_mapped(umem: &Umem, addr: u64) -> Result<[u8; 8]> {
     Ok(out)
 }
 
-/// Maps a page of the test's own mm (not in a Xen PV guest: the case is skipped) filled with `byte`, registers it read-write with the `edu`
-/// device bound, and runs `f` with its address and umem.
-fn with_user_umem(t: &Test, byte: u8, f: impl FnOnce(u64, Arc<Umem>)) {
-    if matches!(Domain::current(), Domain::Pv { .. }) {
-        // kunit_vm_mmap() gives the test thread a new mm with kthread_use_mm(), which does not
-        // pin its page tables as a PV guest must (Xen refuses the CR3 load, the copy to user
-        // space then faults forever). odp_umem_test covers these cases in PV lanes.
-        kunit_skip(t, c"Xen PV: kthread_use_mm() of a new mm is unusable");
-        return;
-    }
-    let Ok(addr) = kunit_mmap(t, 0, PAGE) else {
-        expect!(t, false, "kunit_vm_mmap failed");
+/// Maps a page filled with `byte` in the address space of the process that loaded the module
+/// (attached to the test's kernel thread), registers it read-write with the `edu` device bound,
+/// runs `f` with the address space, the page's address and the umem, and unmaps the page.
+fn with_user_umem(t: &Test, byte: u8, f: impl FnOnce(&TestMm, u64, Arc<Umem>)) {
+    let mm = match TestMm::enter() {
+        Ok(mm) => mm,
+        Err(_) => {
+            kunit_skip(t, c"no user address space was captured at module load");
+            return;
+        }
+    };
+    let Ok(addr) = mm.mmap(0, PAGE) else {
+        expect!(t, false, "vm_mmap failed");
         return;
     };
     expect!(t, fill_user(addr, byte).is_ok());
@@ -133,20 +133,21 @@ fn with_user_umem(t: &Test, byte: u8, f: impl FnOnce(u64, Arc<Umem>)) {
             .and_then(|region| Umem::new(region, dma, None))
             .and_then(|u| Ok(Arc::new(u, GFP_KERNEL)?));
         match umem {
-            Ok(umem) => f(addr, umem),
+            Ok(umem) => f(&mm, addr, umem),
             Err(e) => expect!(t, false, "Umem::new: {:?}", e),
         }
     });
+    expect!(t, mm.munmap(addr, PAGE).is_ok());
 }
 
 /// Fault-in on demand, then an invalidation by replacing the page: the next fault maps the new
 /// page.
 fn fault_and_invalidate(t: &Test) {
-    with_user_umem(t, b'a', |addr, umem| {
+    with_user_umem(t, b'a', |mm, addr, umem| {
         expect_eq!(t, umem.stats().snapshot()[0], 0);
         expect_eq!(t, read_mapped(&umem, addr).ok(), Some([b'a'; 8]));
         expect_eq!(t, umem.stats().snapshot()[3], 1);
-        expect!(t, kunit_mmap(t, addr, PAGE) == Ok(addr));
+        expect!(t, mm.mmap(addr, PAGE) == Ok(addr));
         let [_, inval, _, mapped, _, _] = umem.stats().snapshot();
         expect!(
             t,
@@ -196,7 +197,7 @@ impl WorkItem for RaceFault {
 /// The deterministic race: a fault is parked after `hmm_range_fault` (the test hook), the page
 /// is replaced meanwhile, and the fault must retry and map the new page.
 fn parked_fault_retries(t: &Test) {
-    with_user_umem(t, b'O', |addr, umem| {
+    with_user_umem(t, b'O', |mm, addr, umem| {
         let faulter = umem.clone();
         let work = Arc::pin_init(
             pin_init!(RaceFault {
@@ -217,7 +218,7 @@ fn parked_fault_retries(t: &Test) {
         let _ = workqueue::system().enqueue(work.clone());
         expect!(t, testdev::park_wait().is_ok(), "the fault did not park");
         // Replace the page while the fault holds its old pfn, unlocked.
-        expect!(t, kunit_mmap(t, addr, PAGE) == Ok(addr));
+        expect!(t, mm.mmap(addr, PAGE) == Ok(addr));
         expect!(t, fill_user(addr, b'N').is_ok());
         expect!(t, testdev::park_release().is_ok());
         let mut waited = 0;
