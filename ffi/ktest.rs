@@ -52,11 +52,6 @@ impl Test {
         }
     }
 
-    /// The running test's `struct kunit`, for helpers that take it.
-    pub fn as_raw(&self) -> *mut kunit {
-        self.raw.as_ptr()
-    }
-
     /// Registers a device on KUnit's own bus, released by KUnit when the case ends.
     ///
     /// Such a device has no driver and no bus DMA constraints; in 6.12 it does have DMA mask

@@ -508,10 +508,3 @@ impl Drop for TestMm {
         unsafe { crate::ffi::xendma_odp_test_mm_unuse() };
     }
 }
-
-/// Test builds: marks the running KUnit case skipped with `why` (it goes on running).
-#[cfg(xendma_kunit)]
-pub fn kunit_skip(t: &crate::ffi::ktest::Test, why: &'static core::ffi::CStr) {
-    // SAFETY: the running test; a NUL-terminated reason, formatted with "%s".
-    unsafe { crate::ffi::xendma_odp_kunit_skip(t.as_raw(), why.as_ptr().cast()) };
-}

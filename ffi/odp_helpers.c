@@ -135,7 +135,6 @@ bool xendma_odp_ratelimit(void)
 }
 
 #ifdef XENDMA_KUNIT
-#include <kunit/test.h>
 #include <linux/kthread.h>
 
 static struct mm_struct *xendma_odp_test_mm;
@@ -179,10 +178,5 @@ long xendma_odp_test_mmap(unsigned long addr, unsigned long len)
 int xendma_odp_test_munmap(unsigned long addr, unsigned long len)
 {
 	return vm_munmap(addr, len);
-}
-
-void xendma_odp_kunit_skip(struct kunit *test, const char *why)
-{
-	kunit_mark_skipped(test, "%s", why);
 }
 #endif

@@ -43,7 +43,6 @@ unsigned long xendma_odp_page_to_pfn(struct page *page);
 void xendma_odp_copy_from_page(struct page *page, size_t offset, void *dst, size_t len);
 /* __ratelimit() of the module's warnings: 10 per 5 s. */
 bool xendma_odp_ratelimit(void);
-struct kunit;
 /*
  * Test builds: a user address space for the KUnit cases. capture() takes a reference on the
  * address space of the process loading the module (insmod), release() drops it; use() and
@@ -57,7 +56,4 @@ int xendma_odp_test_mm_use(void);
 void xendma_odp_test_mm_unuse(void);
 long xendma_odp_test_mmap(unsigned long addr, unsigned long len);
 int xendma_odp_test_munmap(unsigned long addr, unsigned long len);
-/* Test builds: marks the running KUnit case skipped, with a reason. */
-void xendma_odp_kunit_skip(struct kunit *test, const char *why);
-
 #endif

@@ -24,6 +24,7 @@
 extern crate std;
 
 pub mod bounce;
-pub mod odp;
 pub mod slots;
 pub mod xlate;
+
+pub mod odp;
