@@ -1606,3 +1606,201 @@ impl<D: Direction> DmaRegion for DmaSegment<'_, D> {
 }
 impl<D: DeviceReads> DeviceReadable for DmaSegment<'_, D> {}
 impl<D: DeviceWrites> DeviceWritable for DmaSegment<'_, D> {}
+
+/// A reference on a page that belongs to someone else, such as a page of a process's memory
+/// (`get_page` / `put_page`): it keeps the page from being freed, not its contents from
+/// changing or its user mapping from going away.
+///
+/// # Invariants
+///
+/// `page` is a valid `struct page` on which this object holds one reference.
+pub struct PageRef {
+    page: NonNull<ffi::page>,
+}
+
+// SAFETY: a page reference may be dropped on any CPU.
+unsafe impl Send for PageRef {}
+// SAFETY: shared access only reads the page.
+unsafe impl Sync for PageRef {}
+
+impl PageRef {
+    /// Takes a reference on `page`.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a valid `struct page` whose reference count cannot drop to zero during this
+    /// call (for example: it is mapped in a process's page table that cannot change meanwhile).
+    pub unsafe fn get(page: NonNull<ffi::page>) -> Self {
+        // SAFETY: valid and referenced (caller's guarantee).
+        unsafe { ffi::xendma_odp_get_page(page.as_ptr()) };
+        // INVARIANT: one reference taken just above.
+        Self { page }
+    }
+
+    /// The page frame number.
+    pub fn pfn(&self) -> usize {
+        // SAFETY: a valid page (type invariant).
+        unsafe { ffi::xendma_odp_page_to_pfn(self.page.as_ptr()) as usize }
+    }
+
+    /// Marks the page (its folio) dirty, so that what a device wrote is written back.
+    pub fn set_dirty(&self) {
+        // SAFETY: a valid page we hold a reference on (type invariant).
+        unsafe { ffi::xendma_odp_set_page_dirty(self.page.as_ptr()) };
+    }
+
+    /// Reads `out.len()` bytes at `offset` of the page with the CPU; `EINVAL` outside the page.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
+        check_range(offset, out.len(), PAGE_SIZE)?;
+        // SAFETY: inside the page (checked), which stays allocated while we hold a reference;
+        // `out` is a distinct kernel buffer.
+        unsafe {
+            ffi::xendma_odp_copy_from_page(
+                self.page.as_ptr(),
+                offset,
+                out.as_mut_ptr().cast(),
+                out.len(),
+            )
+        };
+        Ok(())
+    }
+}
+
+impl Drop for PageRef {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken in `get` (type invariant), dropped once.
+        unsafe { ffi::xendma_odp_put_page(self.page.as_ptr()) };
+    }
+}
+
+/// A streaming mapping of one base page that someone else owns (`dma_map_page_attrs`), for
+/// direction `D`: the device's view of, for example, a page of a process's memory. The page is
+/// referenced for as long as it is mapped. Unlike [`Mapping`], the CPU side is not borrowed
+/// (other CPUs may write the page through their own mappings at any time), so the syncs are
+/// plain calls that the device's user orders against its transfers: [`sync_for_device`] before
+/// the device reads, [`sync_for_cpu`] after it wrote. Unmapping does not sync
+/// (`DMA_ATTR_SKIP_CPU_SYNC`): a bounce buffer copied back at unmap time would overwrite what
+/// the CPU wrote since the device's last transfer, so every device write must be followed by
+/// [`sync_for_cpu`] of the bytes it wrote.
+///
+/// [`sync_for_device`]: PageMapping::sync_for_device
+/// [`sync_for_cpu`]: PageMapping::sync_for_cpu
+///
+/// # Invariants
+///
+/// `page` is mapped for `dev` in direction `D` at `dma`, `PAGE_SIZE` bytes, until drop.
+pub struct PageMapping<D: Direction> {
+    dev: DmaDevice,
+    page: PageRef,
+    dma: DmaAddr,
+    _d: PhantomData<D>,
+}
+
+impl<D: Direction> PageMapping<D> {
+    /// Maps `page` for `dev`. `ENOMEM` (and the page back) when the DMA path cannot map it.
+    pub fn new(dev: &DmaDevice, page: PageRef) -> Result<Self, MapError<PageRef>> {
+        // SAFETY: a valid, referenced page (`PageRef` invariant) and a valid device.
+        let dma = unsafe {
+            ffi::dma_map_page_attrs(
+                dev.as_raw(),
+                page.page.as_ptr(),
+                0,
+                PAGE_SIZE,
+                D::RAW,
+                Attrs::NO_WARN.bits() as _,
+            )
+        };
+        // SAFETY: the device is valid.
+        if unsafe { ffi::xendma_dma_mapping_error(dev.as_raw(), dma) } != 0 {
+            return Err(MapError {
+                error: ENOMEM,
+                buf: page,
+            });
+        }
+        // INVARIANT: mapped just above.
+        Ok(Self {
+            dev: dev.clone(),
+            page,
+            dma,
+            _d: PhantomData,
+        })
+    }
+
+    /// The mapped page.
+    pub fn page(&self) -> &PageRef {
+        &self.page
+    }
+
+    /// Makes what the CPU wrote to `len` bytes at `offset` visible to the device
+    /// (`dma_sync_single_range_for_device`); `EINVAL` outside the page.
+    pub fn sync_for_device(&self, offset: usize, len: usize) -> Result {
+        check_range(offset, len, PAGE_SIZE)?;
+        // SAFETY: a part of the mapping made with these parameters (type invariant).
+        unsafe {
+            ffi::xendma_dma_sync_single_for_device(
+                self.dev.as_raw(),
+                self.dma + offset as u64,
+                len,
+                D::RAW as _,
+            )
+        };
+        Ok(())
+    }
+
+    /// Makes what the device wrote to `len` bytes at `offset` visible to the CPU
+    /// (`dma_sync_single_range_for_cpu`); `EINVAL` outside the page. Only the synced bytes
+    /// are copied back from a bounce buffer, so the CPU's writes elsewhere in the page survive.
+    pub fn sync_for_cpu(&self, offset: usize, len: usize) -> Result {
+        check_range(offset, len, PAGE_SIZE)?;
+        // SAFETY: a part of the mapping made with these parameters (type invariant).
+        unsafe {
+            ffi::xendma_dma_sync_single_for_cpu(
+                self.dev.as_raw(),
+                self.dma + offset as u64,
+                len,
+                D::RAW as _,
+            )
+        };
+        Ok(())
+    }
+
+    /// Unmaps the page and returns it (with what the device wrote, if the mapping bounced).
+    pub fn unmap(self) -> PageRef {
+        let this = ManuallyDrop::new(self);
+        this.do_unmap();
+        // SAFETY: `this` is never used or dropped again, so its fields are moved out once.
+        let (page, dev) = unsafe { (core::ptr::read(&this.page), core::ptr::read(&this.dev)) };
+        drop(dev);
+        page
+    }
+
+    fn do_unmap(&self) {
+        // SAFETY: mapped with these parameters (type invariant); called once, on the way out.
+        unsafe {
+            ffi::dma_unmap_page_attrs(
+                self.dev.as_raw(),
+                self.dma,
+                PAGE_SIZE,
+                D::RAW,
+                (Attrs::NO_WARN | Attrs::SKIP_CPU_SYNC).bits() as _,
+            )
+        };
+    }
+}
+
+impl<D: Direction> DmaRegion for PageMapping<D> {
+    fn dma_handle(&self) -> DmaAddr {
+        self.dma
+    }
+    fn dma_len(&self) -> usize {
+        PAGE_SIZE
+    }
+}
+impl<D: DeviceReads> DeviceReadable for PageMapping<D> {}
+impl<D: DeviceWrites> DeviceWritable for PageMapping<D> {}
+
+impl<D: Direction> Drop for PageMapping<D> {
+    fn drop(&mut self) {
+        self.do_unmap();
+    }
+}

@@ -22,3 +22,4 @@
 #include <xen/xen.h>
 
 #include "helpers.h"
+#include "../include/odp_umem.h"

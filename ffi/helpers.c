@@ -513,3 +513,4 @@ const char *xendma_expected_xen(void)
 	return "";
 }
 #endif
+#include "odp_helpers.c"

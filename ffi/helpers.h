@@ -105,3 +105,4 @@ struct kunit;
 void xendma_kunit_skip(struct kunit *test, const char *reason);
 
 #endif
+#include "odp_helpers.h"

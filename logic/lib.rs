@@ -13,6 +13,8 @@
 //!   bus-contiguity test.
 //! - [`bounce`]: the swiotlb-xen decision whether a streaming mapping can go
 //!   straight to the device or must be bounced, and the copy rules.
+//! - [`odp`]: `odp_umem`'s range arithmetic, per-page state, `hmm_range_fault`
+//!   word decoding and argument validation.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -25,3 +27,5 @@ pub mod bounce;
 pub mod pciname;
 pub mod slots;
 pub mod xlate;
+
+pub mod odp;

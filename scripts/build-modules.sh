@@ -10,7 +10,7 @@ src=$BUILD/src-$variant
 mkdir -p "$src" "$out"
 # Copy the kernel-side sources (mtimes preserved, so kbuild rebuilds only what changed).
 (cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
-    Kbuild ./*.rs ffi selftests/kunit selftests/edu $([ -d logic ] && echo logic)) | tar -xf - -C "$src"
+    Kbuild ./*.rs ffi include selftests/kunit selftests/edu $([ -d logic ] && echo logic)) | tar -xf - -C "$src"
 
 flags=()
 [ "$variant" = test ] && flags=(XENDMA_KUNIT=1 CLIPPY=1 W=1)

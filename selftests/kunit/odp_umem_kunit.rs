@@ -1,9 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! KUnit suites of the odp_umem test build.
+//!
+//! `odp_umem_ffi`: generated layouts against the C compiler. `odp_umem_core`: the range logic as
+//! the kernel toolchain compiles it, the refusal of a umem without an mm, and — in the address
+//! space of the process that loaded the module (`insmod`, attached with `kthread_use_mm`), with
+//! the `edu` device — fault-in, invalidation and the deterministic race: a fault parked after `hmm_range_fault` while the test replaces the page
+//! must retry and map the new page, never the old one.
 
-use crate::ffi::ktest::Test;
+use crate::edu::EduDriver;
+use crate::ffi::{ktest::Test, pci::Registration};
+use crate::odp::{Access, ArgError, PageSize, Region};
+use crate::odp_abi::CApiUmem;
+use crate::odp_ffi::{Mm, TestMm};
+use crate::{arg_errno, dma_api::DmaDevice, expect, expect_eq, testdev, Umem};
 use crate::{check_layout, kunit_suite};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    uaccess::UserSlice,
+    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
+};
+
+const PAGE: u64 = 4096;
 
 /// The generated `hmm_range` and `miscdevice` match the C compiler's layout.
 fn layouts_match_c(t: &Test) {
@@ -25,3 +45,227 @@ fn layouts_match_c(t: &Test) {
 }
 
 kunit_suite!(ffi_suite, c"odp_umem_ffi", [layouts_match_c]);
+
+/// The range logic compiled by the kernel toolchain, and its errnos.
+fn logic_in_kernel(t: &Test) {
+    let r = Region::new(0x20_0000, 0x40_0000, PageSize::Huge, Access::RW);
+    expect!(t, r.is_ok());
+    if let Ok(r) = r {
+        expect_eq!(t, r.base_pages(), 1024);
+        expect_eq!(
+            t,
+            r.intersect(0x20_1000, 0x20_2000).map(|s| s.count),
+            Some(512)
+        );
+    }
+    expect_eq!(t, arg_errno(ArgError::Invalid).to_errno(), -22);
+    expect_eq!(t, arg_errno(ArgError::Overflow).to_errno(), -75);
+    expect_eq!(t, arg_errno(ArgError::TooBig).to_errno(), -7);
+    expect_eq!(t, arg_errno(ArgError::OutOfRange).to_errno(), -34);
+    expect_eq!(t, arg_errno(ArgError::Denied).to_errno(), -1);
+}
+
+/// Runs `f` with the `edu` device's DMA view (the driver bound for the call).
+fn with_dma(t: &Test, f: impl FnOnce(&DmaDevice)) {
+    let reg = match Registration::<EduDriver>::new(&crate::THIS_MODULE) {
+        Ok(reg) => reg,
+        Err(e) => {
+            expect!(t, false, "registering the edu driver: {:?}", e);
+            return;
+        }
+    };
+    let bound = reg.with_bound(|_, edu| f(edu.dma()));
+    expect!(t, bound.is_some(), "the edu driver did not bind");
+}
+
+/// A kernel thread has no mm: registration is refused, through Rust and through the C API.
+fn no_mm_no_umem(t: &Test) {
+    expect!(t, Mm::current().is_none());
+    with_dma(t, |dma| {
+        let region = Region::new(0x10_0000, PAGE, PageSize::Base, Access::READ);
+        if let Ok(region) = region {
+            expect_eq!(t, Umem::new(region, dma, None).err(), Some(EINVAL));
+        }
+        // The exported C API refuses too (`odp_umem_get` returns ERR_PTR(-EINVAL)).
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let c = CApiUmem::get(dma, 0x10_0000, PAGE, 12, 1, &COUNT);
+        expect_eq!(t, c.err(), Some(EINVAL));
+        let c = CApiUmem::get(dma, 0x10_0000, PAGE, 13, 1, &COUNT);
+        expect_eq!(t, c.err(), Some(EINVAL));
+    });
+}
+
+fn fill_user(addr: u64, byte: u8) -> Result {
+    let data = [byte; PAGE as usize];
+    UserSlice::new(addr as usize, PAGE as usize)
+        .writer()
+        .write_slice(&data)
+}
+
+fn read_mapped(umem: &Umem, addr: u64) -> Result<[u8; 8]> {
+    let range = umem.map_and_lock(addr, 8, Access::READ)?;
+    let (map, off) = range.page_at(addr)?;
+    let mut out = [0u8; 8];
+    map.page().read(off, &mut out)?;
+    range.unlock();
+    Ok(out)
+}
+
+/// Maps a page filled with `byte` in the address space of the process that loaded the module
+/// (attached to the test's kernel thread), registers it read-write with the `edu` device bound,
+/// runs `f` with the address space, the page's address and the umem, and unmaps the page.
+fn with_user_umem(t: &Test, byte: u8, f: impl FnOnce(&TestMm, u64, Arc<Umem>)) {
+    let mm = match TestMm::enter() {
+        Ok(mm) => mm,
+        Err(e) => {
+            expect!(
+                t,
+                false,
+                "no address space captured at module load: {:?}",
+                e
+            );
+            return;
+        }
+    };
+    let Ok(addr) = mm.mmap(0, PAGE) else {
+        expect!(t, false, "vm_mmap failed");
+        return;
+    };
+    expect!(t, fill_user(addr, byte).is_ok());
+    with_dma(t, |dma| {
+        let umem = Region::new(addr, PAGE, PageSize::Base, Access::RW)
+            .map_err(arg_errno)
+            .and_then(|region| Umem::new(region, dma, None))
+            .and_then(|u| Ok(Arc::new(u, GFP_KERNEL)?));
+        match umem {
+            Ok(umem) => f(&mm, addr, umem),
+            Err(e) => expect!(t, false, "Umem::new: {:?}", e),
+        }
+    });
+    expect!(t, mm.munmap(addr, PAGE).is_ok());
+}
+
+/// Fault-in on demand, then an invalidation by replacing the page: the next fault maps the new
+/// page.
+fn fault_and_invalidate(t: &Test) {
+    with_user_umem(t, b'a', |mm, addr, umem| {
+        expect_eq!(t, umem.stats().snapshot()[0], 0);
+        expect_eq!(t, read_mapped(&umem, addr).ok(), Some([b'a'; 8]));
+        expect_eq!(t, umem.stats().snapshot()[3], 1);
+        expect!(t, mm.mmap(addr, PAGE) == Ok(addr));
+        let [_, inval, _, mapped, _, _] = umem.stats().snapshot();
+        expect!(
+            t,
+            inval >= 1 && mapped == 0,
+            "{} invalidations, {} mapped",
+            inval,
+            mapped
+        );
+        expect!(t, fill_user(addr, b'b').is_ok());
+        expect_eq!(t, read_mapped(&umem, addr).ok(), Some([b'b'; 8]));
+        expect_eq!(
+            t,
+            umem.map_and_lock(addr + 8, PAGE, Access::READ).err(),
+            Some(ERANGE)
+        );
+    });
+}
+
+/// The faulting side of the race, run from the system workqueue.
+#[pin_data]
+struct RaceFault {
+    umem: Arc<Umem>,
+    addr: u64,
+    result: AtomicU64,
+    failed: AtomicBool,
+    done: AtomicBool,
+    #[pin]
+    work: Work<RaceFault>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for RaceFault { self.work }
+}
+
+impl WorkItem for RaceFault {
+    type Pointer = Arc<RaceFault>;
+
+    fn run(this: Arc<RaceFault>) {
+        match read_mapped(&this.umem, this.addr) {
+            Ok(v) => this.result.store(u64::from_ne_bytes(v), Ordering::Relaxed),
+            Err(_) => this.failed.store(true, Ordering::Relaxed),
+        }
+        this.done.store(true, Ordering::Release);
+    }
+}
+
+/// The deterministic race: a fault is parked after `hmm_range_fault` (the test hook), the page
+/// is replaced meanwhile, and the fault must retry and map the new page.
+fn parked_fault_retries(t: &Test) {
+    with_user_umem(t, b'O', |mm, addr, umem| {
+        let faulter = umem.clone();
+        let work = Arc::pin_init(
+            pin_init!(RaceFault {
+                umem: faulter,
+                addr,
+                result: AtomicU64::new(0),
+                failed: AtomicBool::new(false),
+                done: AtomicBool::new(false),
+                work <- new_work!("odp_umem::race"),
+            }),
+            GFP_KERNEL,
+        );
+        let Ok(work) = work else {
+            expect!(t, false, "allocating the work item");
+            return;
+        };
+        expect!(t, testdev::park_arm().is_ok());
+        let _ = workqueue::system().enqueue(work.clone());
+        expect!(t, testdev::park_wait().is_ok(), "the fault did not park");
+        // Replace the page while the fault holds its old pfn, unlocked.
+        expect!(t, mm.mmap(addr, PAGE) == Ok(addr));
+        expect!(t, fill_user(addr, b'N').is_ok());
+        expect!(t, testdev::park_release().is_ok());
+        let mut waited = 0;
+        while !work.done.load(Ordering::Acquire) && waited < 10_000 {
+            crate::ffi::msleep(1);
+            waited += 1;
+        }
+        expect!(
+            t,
+            work.done.load(Ordering::Acquire),
+            "the fault did not finish"
+        );
+        expect!(t, !work.failed.load(Ordering::Relaxed));
+        expect_eq!(
+            t,
+            work.result.load(Ordering::Relaxed).to_ne_bytes(),
+            [b'N'; 8]
+        );
+        let [faults, inval, retries, mapped, maps, _] = umem.stats().snapshot();
+        expect_eq!(t, (faults, retries, mapped, maps), (1, 1, 1, 1));
+        expect!(t, inval >= 1, "{} invalidations", inval);
+        pr_info!(
+            "race: faults {} invalidations {} retries {} maps {}\n",
+            faults,
+            inval,
+            retries,
+            maps
+        );
+        // The work item may drop the last reference after `done`, possibly after `edu` is
+        // unbound: leave nothing mapped by then.
+        expect!(t, umem.unmap(addr, PAGE).is_ok());
+        drop(work);
+    });
+}
+
+kunit_suite!(
+    core_suite,
+    c"odp_umem_core",
+    [
+        logic_in_kernel,
+        no_mm_no_umem,
+        fault_and_invalidate,
+        parked_fault_retries
+    ]
+);

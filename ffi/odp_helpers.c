@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C helpers of odp_umem's ffi layer; see odp_helpers.h. Included by helpers.c.
+ */
+#include <linux/highmem.h>
+#include <linux/hmm.h>
+#include <linux/mman.h>
+#include <linux/mm.h>
+#include <linux/mmap_lock.h>
+#include <linux/mmu_notifier.h>
+#include <linux/ratelimit.h>
+#include <linux/sched/mm.h>
+
+#include "odp_helpers.h"
+
+/* logic/odp.rs decodes hmm_range_fault's words with these values. */
+static_assert(HMM_PFN_VALID == 1UL << 63);
+static_assert(HMM_PFN_WRITE == 1UL << 62);
+static_assert(HMM_PFN_ERROR == 1UL << 61);
+static_assert(HMM_PFN_ORDER_SHIFT == 56);
+static_assert(HMM_PFN_REQ_FAULT == HMM_PFN_VALID);
+static_assert(HMM_PFN_REQ_WRITE == HMM_PFN_WRITE);
+
+struct mm_struct *xendma_odp_mm_grab_current(void)
+{
+	struct mm_struct *mm = current->mm;
+
+	if (mm)
+		mmgrab(mm);
+	return mm;
+}
+
+void xendma_odp_mmdrop(struct mm_struct *mm)
+{
+	mmdrop(mm);
+}
+
+unsigned long xendma_odp_range_start(const struct mmu_notifier_range *range)
+{
+	return range->start;
+}
+
+unsigned long xendma_odp_range_end(const struct mmu_notifier_range *range)
+{
+	return range->end;
+}
+
+bool xendma_odp_range_blockable(const struct mmu_notifier_range *range)
+{
+	return mmu_notifier_range_blockable(range);
+}
+
+int xendma_odp_range_event(const struct mmu_notifier_range *range)
+{
+	return range->event;
+}
+
+void xendma_odp_set_seq(struct mmu_interval_notifier *sub, unsigned long cur_seq)
+{
+	mmu_interval_set_seq(sub, cur_seq);
+}
+
+bool xendma_odp_read_retry(struct mmu_interval_notifier *sub, unsigned long seq)
+{
+	return mmu_interval_read_retry(sub, seq);
+}
+
+int xendma_odp_hmm_fault(struct mmu_interval_notifier *sub, unsigned long seq,
+			 unsigned long start, unsigned long end, unsigned long *pfns,
+			 unsigned long default_flags)
+{
+	struct mm_struct *mm = sub->mm;
+	struct hmm_range range = {
+		.notifier = sub,
+		.notifier_seq = seq,
+		.start = start,
+		.end = end,
+		.hmm_pfns = pfns,
+		.default_flags = default_flags,
+		.pfn_flags_mask = 0,
+	};
+	int ret;
+
+	if (!mmget_not_zero(mm))
+		return -EFAULT;
+	mmap_read_lock(mm);
+	ret = hmm_range_fault(&range);
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return ret;
+}
+
+struct page *xendma_odp_hmm_pfn_to_page(unsigned long hmm_pfn)
+{
+	return hmm_pfn_to_page(hmm_pfn);
+}
+
+void xendma_odp_get_page(struct page *page)
+{
+	get_page(page);
+}
+
+void xendma_odp_put_page(struct page *page)
+{
+	put_page(page);
+}
+
+void xendma_odp_set_page_dirty(struct page *page)
+{
+	/*
+	 * As upstream's ib_umem_odp_unmap_dma_pages(): invalidations run both with and without
+	 * the page lock held, so set_page_dirty_lock() could deadlock here.
+	 */
+	set_page_dirty(compound_head(page));
+}
+
+unsigned long xendma_odp_page_to_pfn(struct page *page)
+{
+	return page_to_pfn(page);
+}
+
+void xendma_odp_copy_from_page(struct page *page, size_t offset, void *dst, size_t len)
+{
+	void *va = kmap_local_page(page);
+
+	memcpy(dst, va + offset, len);
+	kunmap_local(va);
+}
+
+bool xendma_odp_ratelimit(void)
+{
+	static DEFINE_RATELIMIT_STATE(rs, 5 * HZ, 10);
+
+	return __ratelimit(&rs);
+}
+
+#ifdef XENDMA_KUNIT
+#include <linux/kthread.h>
+
+static struct mm_struct *xendma_odp_test_mm;
+
+void xendma_odp_test_mm_capture(void)
+{
+	struct mm_struct *mm = current->mm;
+
+	if (mm && mmget_not_zero(mm))
+		xendma_odp_test_mm = mm;
+}
+
+void xendma_odp_test_mm_release(void)
+{
+	if (xendma_odp_test_mm)
+		mmput(xendma_odp_test_mm);
+	xendma_odp_test_mm = NULL;
+}
+
+int xendma_odp_test_mm_use(void)
+{
+	if (!xendma_odp_test_mm)
+		return -ENOENT;
+	if (current->mm || !(current->flags & PF_KTHREAD))
+		return -EBUSY;
+	kthread_use_mm(xendma_odp_test_mm);
+	return 0;
+}
+
+void xendma_odp_test_mm_unuse(void)
+{
+	kthread_unuse_mm(xendma_odp_test_mm);
+}
+
+long xendma_odp_test_mmap(unsigned long addr, unsigned long len)
+{
+	return vm_mmap(NULL, addr, len, PROT_READ | PROT_WRITE,
+		       MAP_ANONYMOUS | MAP_PRIVATE | (addr ? MAP_FIXED : 0), 0);
+}
+
+int xendma_odp_test_munmap(unsigned long addr, unsigned long len)
+{
+	return vm_munmap(addr, len);
+}
+#endif
