@@ -53,8 +53,7 @@ type MutexGuard<'a, T> = Guard<'a, T, MutexBackend>;
 
 /// Whether a warning may be printed now (`__ratelimit`, 10 per 5 s for the module).
 pub fn ratelimit() -> bool {
-    // SAFETY: no requirements.
-    unsafe { crate::ffi::xendma_odp_ratelimit() }
+    crate::ffi::warn_ratelimit()
 }
 
 /// The base page size `hmm_range_fault` reports in.

@@ -8,7 +8,6 @@
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
 #include <linux/mmu_notifier.h>
-#include <linux/ratelimit.h>
 #include <linux/sched/mm.h>
 
 #include "odp_helpers.h"
@@ -125,13 +124,6 @@ void xendma_odp_copy_from_page(struct page *page, size_t offset, void *dst, size
 
 	memcpy(dst, va + offset, len);
 	kunmap_local(va);
-}
-
-bool xendma_odp_ratelimit(void)
-{
-	static DEFINE_RATELIMIT_STATE(rs, 5 * HZ, 10);
-
-	return __ratelimit(&rs);
 }
 
 #ifdef XENDMA_KUNIT

@@ -42,7 +42,6 @@ unsigned long xendma_odp_page_to_pfn(struct page *page);
 /* Copies len bytes at offset of the page (kmap_local_page), offset + len <= PAGE_SIZE. */
 void xendma_odp_copy_from_page(struct page *page, size_t offset, void *dst, size_t len);
 /* __ratelimit() of the module's warnings: 10 per 5 s. */
-bool xendma_odp_ratelimit(void);
 /*
  * Test builds: a user address space for the KUnit cases. capture() takes a reference on the
  * address space of the process loading the module (insmod), release() drops it; use() and
