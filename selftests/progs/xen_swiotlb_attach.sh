@@ -288,14 +288,25 @@ GLOB=/sys/module/kunit/parameters/filter_glob
 if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 	result 0 "rmmod $MOD once nothing is attached"
 	wr $GLOB xendma_no_such_suite
-	insmod $KO expect_xen="$XENP" attach=$BENCH,bogus pool_mb=16
-	check "insmod with attach=$BENCH,bogus pool_mb=16" grep -q "^$MOD " /proc/modules
+	EDU28=0000:00:03.0
+	insmod $KO expect_xen="$XENP" attach=$EDU28,$BENCH,bogus pool_mb=16 dma_bits=28
+	check "insmod with attach=$EDU28,$BENCH,bogus pool_mb=16 dma_bits=28" grep -q "^$MOD " /proc/modules
 	check "pool_bytes is 16 MiB" eq "$(cnt pool_bytes)" $((16 * MIB))
-	check "attach= attached $BENCH at load" [ -n "$(devline $BENCH)" ]
-	check "attached counter is 1 (bogus refused)" eq "$(cnt attached)" 1
-	check "the attach parameter reads back" [ "$(cat $PARAM/attach)" = "$BENCH,bogus" ]
+	check "attach= attached $EDU28 and $BENCH at load" [ -n "$(devline $EDU28)" -a -n "$(devline $BENCH)" ]
+	check "attached counter is 2 (bogus refused)" eq "$(cnt attached)" 2
+	check "the attach parameter reads back" [ "$(cat $PARAM/attach)" = "$EDU28,$BENCH,bogus" ]
+	# The edu_mmap program again, its device now on our ops: coherent buffers from our alloc,
+	# mapped to user space by our mmap, copied by the device.
+	/lib/xendma/tests/edu_mmap > "$TMP/edu_mmap" 2>&1
+	rc=$?
+	diag "edu_mmap on our ops: status $rc, '$(tail -n 1 "$TMP/edu_mmap")'"
+	check "edu_mmap passes with $EDU28 on our ops (alloc, mmap, device copies)" \
+		grep -q '^edu_mmap: [0-9]* passed, 0 failed' "$TMP/edu_mmap"
+	diag "devices: $(tr '\n' ';' < "$DBG/devices")"
+	check "no mappings of $EDU28 left after the program" eq "$(field "$(devline $EDU28)" mappings)" 0
 	rmmod $MOD 2> /dev/null
-	check "rmmod refused: $BENCH attached at load pins the module" grep -q "^$MOD " /proc/modules
+	check "rmmod refused: devices attached at load pin the module" grep -q "^$MOD " /proc/modules
+	expect_ok "$DBG/detach" $EDU28 "detach $EDU28"
 	expect_ok "$DBG/detach" $BENCH "detach $BENCH"
 	check "rmmod once detached" rmmod $MOD
 	insmod $KO expect_xen="$XENP"
