@@ -58,6 +58,7 @@ use kernel::sync::{new_mutex, Arc, Mutex};
 use kernel::{c_str, str::CStr};
 use logic::bounce::{self as policy, dma_bit_mask, fls64, Direction, DmaLimits, MapDecision};
 use logic::pciname::{self, PciName};
+use logic::slots::UnmapError;
 use logic::xlate::{self, IdentityMap};
 
 module! {
@@ -313,19 +314,15 @@ impl DmaOps for Attached {
 
     fn unmap_page(&self, dev: &Device, dma: u64, size: usize, dir: Direction, attrs: Attrs) {
         let e = &*self.engine;
-        let phys = xlate::bus_to_phys(&IdentityMap, dma);
-        match phys {
-            Some(phys) if e.pool.contains(phys) => {
-                let copy = dir.copy_on_unmap(attrs.contains(Attrs::SKIP_CPU_SYNC));
-                if e.pool.unmap(phys, size, copy).is_err() || !self.put_mapping() {
-                    e.unknown(dev, "unmap", dma, size);
-                }
-            }
-            _ => {
-                if !self.put_mapping() {
-                    e.unknown(dev, "unmap", dma, size);
-                }
-            }
+        let copy = dir.copy_on_unmap(attrs.contains(Attrs::SKIP_CPU_SYNC));
+        // The pool finds the address itself: one lookup, whether it is a bounce buffer or not.
+        let known = match xlate::bus_to_phys(&IdentityMap, dma).map(|p| e.pool.unmap(p, size, copy))
+        {
+            Some(Ok(_)) | Some(Err(UnmapError::NotBounceAddress)) | None => self.put_mapping(),
+            Some(Err(_)) => false,
+        };
+        if !known {
+            e.unknown(dev, "unmap", dma, size);
         }
     }
 
@@ -389,14 +386,13 @@ impl DmaOps for Attached {
 impl Attached {
     fn sync(&self, dev: &Device, dma: u64, size: usize, copy: bool, to_cpu: bool) {
         let e = &*self.engine;
-        match xlate::bus_to_phys(&IdentityMap, dma) {
-            Some(phys) if e.pool.contains(phys) => {
-                if copy && e.pool.sync(phys, size, to_cpu).is_err() {
-                    e.unknown(dev, "sync", dma, size);
-                }
-            }
-            // A direct mapping: x86 is cache-coherent, nothing to do.
-            _ => {}
+        if !copy {
+            return;
+        }
+        // Not a bounce address: a direct mapping, and x86 is cache-coherent, nothing to do.
+        match xlate::bus_to_phys(&IdentityMap, dma).map(|p| e.pool.sync(p, size, to_cpu)) {
+            Some(Ok(_)) | Some(Err(UnmapError::NotBounceAddress)) | None => {}
+            Some(Err(_)) => e.unknown(dev, "sync", dma, size),
         }
     }
 }

@@ -73,6 +73,14 @@ fn pool(t: &Test, kib: usize, force: bool) -> Option<Arc<Swiotlb>> {
     sw.ok()
 }
 
+/// As [`pool`], where devices can be attached to it (the case is skipped elsewhere).
+fn attachable_pool(t: &Test, kib: usize, force: bool) -> Option<Arc<Swiotlb>> {
+    if !can_attach(t) {
+        return None;
+    }
+    pool(t, kib, force)
+}
+
 fn edu32() -> Option<ARef<Device>> {
     dma_ops::pci_device(c_str!("0000:00:05.0"))
 }
@@ -243,10 +251,7 @@ fn pool_params(t: &Test) {
 /// Buffers above 4 GiB are bounced for the 32-bit edu, buffers below are mapped directly; the
 /// device round trip is exact either way.
 fn bounce_above_4g(t: &Test) {
-    if !can_attach(t) {
-        return;
-    }
-    let Some(sw) = pool(t, 512, false) else {
+    let Some(sw) = attachable_pool(t, 512, false) else {
         return;
     };
     let e = sw.engine().clone();
@@ -363,10 +368,7 @@ fn bounce_above_4g(t: &Test) {
 
 /// A scatter-gather table above 4 GiB, bounced segment by segment, through the device.
 fn sg_bounce(t: &Test) {
-    if !can_attach(t) {
-        return;
-    }
-    let Some(sw) = pool(t, 512, false) else {
+    let Some(sw) = attachable_pool(t, 512, false) else {
         return;
     };
     let e = sw.engine().clone();
@@ -436,11 +438,10 @@ fn sg_bounce(t: &Test) {
 /// Filling the pool: the next mapping fails (warned unless NO_WARN), a freed one succeeds; a
 /// scatter-gather mapping that does not fit is undone completely.
 fn exhaustion(t: &Test) {
-    if !can_attach(t) {
-        return;
-    }
     // One chunk of 256 KiB: 128 slots of 2 KiB in one segment, four 64 KiB buffers.
-    let Some(sw) = pool(t, 256, true) else { return };
+    let Some(sw) = attachable_pool(t, 256, true) else {
+        return;
+    };
     let e = sw.engine().clone();
     expect_eq!(t, e.pool().nslabs(), 128);
     with_attached(t, &sw, |_, dma| {
@@ -521,10 +522,9 @@ fn exhaustion(t: &Test) {
 
 /// Limits: the largest mapping, the masks the pool supports, the required mask.
 fn limits(t: &Test) {
-    if !can_attach(t) {
+    let Some(sw) = attachable_pool(t, 512, true) else {
         return;
-    }
-    let Some(sw) = pool(t, 512, true) else { return };
+    };
     let e = sw.engine().clone();
     with_attached(t, &sw, |_, dma| {
         // One segment: 128 slots of 2 KiB.
@@ -571,10 +571,7 @@ fn limits(t: &Test) {
 
 /// Coherent memory and a DMA pool on our ops honour the coherent mask and are counted.
 fn coherent(t: &Test) {
-    if !can_attach(t) {
-        return;
-    }
-    let Some(sw) = pool(t, 256, false) else {
+    let Some(sw) = attachable_pool(t, 256, false) else {
         return;
     };
     with_attached(t, &sw, |dev, dma| {
@@ -618,10 +615,9 @@ fn coherent(t: &Test) {
 
 /// A detach with mappings outstanding is refused; unmap, then it succeeds.
 fn detach_busy(t: &Test) {
-    if !can_attach(t) {
+    let Some(sw) = attachable_pool(t, 256, true) else {
         return;
-    }
-    let Some(sw) = pool(t, 256, true) else { return };
+    };
     let Some(dev) = edu32() else {
         expect!(t, false, "no 32-bit edu");
         return;
@@ -647,10 +643,9 @@ fn detach_busy(t: &Test) {
 /// warning is printed once). Called on the ops directly: through the DMA API, DMA-API debugging
 /// would (rightly) report the misuse first.
 fn unknown_addresses(t: &Test) {
-    if !can_attach(t) {
+    let Some(sw) = attachable_pool(t, 256, true) else {
         return;
-    }
-    let Some(sw) = pool(t, 256, true) else { return };
+    };
     let e = sw.engine().clone();
     with_attached(t, &sw, |dev, dma| {
         let Ok(p) = Pages::alloc(0, Zone::Any) else {
