@@ -804,6 +804,16 @@ impl Gfp {
     pub const fn from_raw(raw: u32) -> Self {
         Self(raw)
     }
+
+    /// The raw `gfp_t`.
+    pub const fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// True if the context may sleep (`__GFP_DIRECT_RECLAIM`).
+    pub const fn may_sleep(self) -> bool {
+        self.0 & (1 << kernel::bindings::___GFP_DIRECT_RECLAIM_BIT) != 0
+    }
 }
 
 /// `2^order` physically contiguous pages from the page allocator, zeroed, freed on drop; a byte
@@ -902,7 +912,8 @@ impl Pages {
         unsafe { ffi::xendma_page_address(self.page.as_ptr()) }.cast()
     }
 
-    fn nth_page(&self, n: usize) -> *mut ffi::page {
+    /// Page `n` of the block; `n` must be below `2^order`.
+    pub(crate) fn nth_page(&self, n: usize) -> *mut ffi::page {
         // SAFETY: `n` is below `2^order` at every call site, so the page is ours.
         unsafe { ffi::xendma_nth_page(self.page.as_ptr(), n as _) }
     }

@@ -10,13 +10,17 @@
 //! or whose loan ended (an unmap or sync of an unknown address is refused by the allocator
 //! before any copy).
 
-use crate::dma_api::Pages;
 use crate::ffi;
 use crate::ffi::dma_ops::CallerBuf;
 use crate::ffi::irqlock::IrqSpinLock;
+use crate::ffi::xen_frames::{ChunkMem, Extent};
 use crate::logic::slots::{
     self, Area, MapError, MapRequest, Pool, PoolConfig, PoolSet, Released, Slot, Stats, UnmapError,
 };
+use crate::logic::xlate::{self, FrameMap};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use kernel::alloc::Flags;
+use kernel::page::PAGE_SHIFT;
 use kernel::prelude::*;
 
 /// Slot metadata of one area, behind its lock.
@@ -24,21 +28,34 @@ type AreaLock = Pin<KBox<IrqSpinLock<Area<KVec<Slot>>>>>;
 
 /// One contiguous chunk of the pool and its slot geometry.
 struct Chunk {
-    mem: Pages,
+    mem: ChunkMem,
     pool: Pool,
     areas: KVec<AreaLock>,
+    /// Bus address of the chunk's highest byte.
+    last_bus: u64,
 }
 
-/// A bounce pool made of chunks of contiguous pages.
+/// A bounce pool made of chunks of contiguous pages, to which chunks can be added while it is
+/// in use (they are never removed before the pool is dropped).
 ///
 /// # Invariants
 ///
+/// - For `i < count`, `chunks[i]` holds a pointer obtained from `KBox::into_raw` of a [`Chunk`],
+///   written before `count` passed `i` and unchanged until the pool is dropped; the other
+///   entries are null.
 /// - Chunk `i` is pool `i` of the slot allocator; the pool's slots cover exactly the chunk's
 ///   pages (`base` = the chunk's physical address).
 /// - The original address of every live mapping is that of a [`CallerBuf`] lent until the
 ///   mapping is unmapped, and the mapping is no longer than the buffer.
 pub struct BouncePool {
-    chunks: KVec<Chunk>,
+    chunks: KVec<AtomicPtr<Chunk>>,
+    count: AtomicUsize,
+    /// Bytes in the published chunks.
+    total: AtomicUsize,
+    /// Serialises the publication of new chunks.
+    publish: Pin<KBox<IrqSpinLock<()>>>,
+    cpus: usize,
+    segment_slots: usize,
     stats: Stats,
 }
 
@@ -50,18 +67,18 @@ impl PoolSet for BouncePool {
     }
 
     fn pool_count(&self) -> usize {
-        self.chunks.len()
+        self.count.load(Ordering::Acquire)
     }
 
     fn pool(&self, index: usize) -> Option<&Pool> {
-        self.chunks.get(index).map(|c| &c.pool)
+        self.chunk(index).map(|c| &c.pool)
     }
 
     fn with_area<R, F>(&self, pool: usize, area: usize, f: F) -> Option<R>
     where
         F: FnOnce(&mut Area<KVec<Slot>>) -> R,
     {
-        let lock = self.chunks.get(pool)?.areas.get(area)?;
+        let lock = self.chunk(pool)?.areas.get(area)?;
         let mut guard = lock.lock();
         Some(f(&mut guard))
     }
@@ -74,37 +91,91 @@ fn this_cpu() -> usize {
 }
 
 impl BouncePool {
-    /// Builds a pool over `chunks` with areas for `cpus` CPUs. `EINVAL` if a chunk does not make
-    /// a valid slot pool (see [`PoolConfig`]).
-    pub fn new(chunks: KVec<Pages>, cpus: usize) -> Result<Self> {
-        let mut out = KVec::with_capacity(chunks.len(), GFP_KERNEL)?;
-        for mem in chunks {
-            let nslabs = mem.len() >> slots::DEFAULT_SLOT_SHIFT;
-            let cfg = PoolConfig::new(mem.phys(), nslabs).with_cpus(cpus);
-            let pool = Pool::new(&cfg).map_err(|_| EINVAL)?;
-            let mut areas = KVec::with_capacity(pool.area_count(), GFP_KERNEL)?;
-            for a in 0..pool.area_count() {
-                let len = pool.area_slots(a).ok_or(EINVAL)?;
-                let mut storage = KVec::with_capacity(len, GFP_KERNEL)?;
-                for _ in 0..len {
-                    storage.push(Slot::new(), GFP_KERNEL)?;
-                }
-                let area = pool.new_area(a, storage).map_err(|_| EINVAL)?;
-                areas.push(
-                    KBox::pin_init(
-                        crate::new_irq_spinlock!(area, "xen_swiotlb_rs_area"),
-                        GFP_KERNEL,
-                    )?,
-                    GFP_KERNEL,
-                )?;
-            }
-            // INVARIANT: the pool's slots are the chunk's bytes, from its first one.
-            out.push(Chunk { mem, pool, areas }, GFP_KERNEL)?;
+    /// An empty pool that can hold up to `capacity` chunks, with areas for `cpus` CPUs and
+    /// segments of `segment_slots` slots (no mapping crosses a segment).
+    pub fn new(capacity: usize, cpus: usize, segment_slots: usize) -> Result<Self> {
+        let mut chunks = KVec::with_capacity(capacity, GFP_KERNEL)?;
+        for _ in 0..capacity {
+            chunks.push(AtomicPtr::new(core::ptr::null_mut()), GFP_KERNEL)?;
         }
+        // INVARIANT: no chunk yet, every entry null.
         Ok(Self {
-            chunks: out,
+            chunks,
+            count: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+            publish: KBox::pin_init(
+                crate::new_irq_spinlock!((), "xen_swiotlb_rs_publish"),
+                GFP_KERNEL,
+            )?,
+            cpus,
+            segment_slots,
             stats: Stats::new(),
         })
+    }
+
+    /// Adds `mem` to the pool, usable at once by mappings on any CPU. `flags` is the context
+    /// for the slot metadata; `map` gives the bus addresses. `EINVAL` if the memory does not
+    /// make a valid slot pool, `ENOSPC` if the pool already holds as many chunks as it can.
+    pub fn add<F: FrameMap>(&self, mem: ChunkMem, map: &F, flags: Flags) -> Result {
+        let pages = mem.pages();
+        let bytes = pages.len();
+        let nslabs = pages.len() >> slots::DEFAULT_SLOT_SHIFT;
+        let cfg = PoolConfig::new(pages.phys(), nslabs)
+            .with_cpus(self.cpus)
+            .with_segment_slots(self.segment_slots);
+        let pool = Pool::new(&cfg).map_err(|_| EINVAL)?;
+        let mut areas = KVec::with_capacity(pool.area_count(), flags)?;
+        for a in 0..pool.area_count() {
+            let len = pool.area_slots(a).ok_or(EINVAL)?;
+            let mut storage = KVec::with_capacity(len, flags)?;
+            for _ in 0..len {
+                storage.push(Slot::new(), flags)?;
+            }
+            let area = pool.new_area(a, storage).map_err(|_| EINVAL)?;
+            areas.push(
+                KBox::pin_init(crate::new_irq_spinlock!(area, "xen_swiotlb_rs_area"), flags)?,
+                flags,
+            )?;
+        }
+        let last_bus = (0..pages.len() >> PAGE_SHIFT)
+            .filter_map(|i| {
+                xlate::phys_to_bus(map, pages.phys() + ((i as u64 + 1) << PAGE_SHIFT) - 1)
+            })
+            .max()
+            .unwrap_or(u64::MAX);
+        // INVARIANT: the pool's slots are the chunk's bytes, from its first one.
+        let chunk = KBox::new(
+            Chunk {
+                mem,
+                pool,
+                areas,
+                last_bus,
+            },
+            flags,
+        )?;
+        let _guard = self.publish.lock();
+        let n = self.count.load(Ordering::Relaxed);
+        let slot = self.chunks.get(n).ok_or(ENOSPC)?;
+        // INVARIANT: entry `n` is written once, before `count` covers it.
+        slot.store(KBox::into_raw(chunk), Ordering::Release);
+        self.count.store(n + 1, Ordering::Release);
+        self.total.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Chunk `i`, if published.
+    fn chunk(&self, i: usize) -> Option<&Chunk> {
+        if i >= self.count.load(Ordering::Acquire) {
+            return None;
+        }
+        let p = self.chunks.get(i)?.load(Ordering::Acquire);
+        // SAFETY: a published entry points to a live chunk until the pool is dropped (type
+        // invariant), and the pool outlives the returned reference.
+        unsafe { p.as_ref() }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Chunk> {
+        (0..self.pool_count()).filter_map(|i| self.chunk(i))
     }
 
     /// The allocator's counters.
@@ -114,7 +185,7 @@ impl BouncePool {
 
     /// Bytes in the pool.
     pub fn bytes(&self) -> usize {
-        self.chunks.iter().map(|c| c.mem.len()).sum()
+        self.total.load(Ordering::Relaxed)
     }
 
     /// Slots in the pool.
@@ -124,28 +195,37 @@ impl BouncePool {
 
     /// Number of chunks.
     pub fn chunk_count(&self) -> usize {
-        self.chunks.len()
+        self.pool_count()
     }
 
     /// Physical address range of chunk `i`: first and last byte.
     pub fn chunk_range(&self, i: usize) -> Option<(u64, u64)> {
-        let c = self.chunks.get(i)?;
-        Some((c.mem.phys(), c.mem.phys() + c.mem.len() as u64 - 1))
+        let p = self.chunk(i)?.mem.pages();
+        Some((p.phys(), p.phys() + p.len() as u64 - 1))
+    }
+
+    /// The segments of chunk `i` that were exchanged with Xen (empty outside a PV domain).
+    pub fn chunk_extents(&self, i: usize) -> Option<&[Extent]> {
+        Some(self.chunk(i)?.mem.extents())
     }
 
     /// The highest physical address of the pool.
     pub fn last_phys(&self) -> u64 {
-        (0..self.chunks.len())
+        (0..self.chunk_count())
             .filter_map(|i| self.chunk_range(i))
             .map(|(_, last)| last)
             .max()
             .unwrap_or(0)
     }
 
+    /// The highest bus address of the pool.
+    pub fn last_bus(&self) -> u64 {
+        self.iter().map(|c| c.last_bus).max().unwrap_or(0)
+    }
+
     /// The largest mapping with `min_align_mask` the pool can hold.
     pub fn max_mapping_size(&self, min_align_mask: u64) -> usize {
-        self.chunks
-            .iter()
+        self.iter()
             .map(|c| c.pool.max_mapping_size(min_align_mask))
             .max()
             .unwrap_or(0)
@@ -159,12 +239,13 @@ impl BouncePool {
     /// Kernel virtual address of pool byte `addr` (`len` bytes from it must be in the same
     /// chunk).
     fn pool_ptr(&self, addr: u64, len: usize) -> Option<*mut u8> {
-        let c = self.chunks.iter().find(|c| {
-            addr >= c.mem.phys() && addr - c.mem.phys() + len as u64 <= c.mem.len() as u64
-        })?;
-        let off = usize::try_from(addr - c.mem.phys()).ok()?;
+        let mem = self
+            .iter()
+            .map(|c| c.mem.pages())
+            .find(|m| addr >= m.phys() && addr - m.phys() + len as u64 <= m.len() as u64)?;
+        let off = usize::try_from(addr - mem.phys()).ok()?;
         // The offset is inside the chunk (checked above).
-        Some(c.mem.virt().wrapping_add(off))
+        Some(mem.virt().wrapping_add(off))
     }
 
     /// Copies `len` bytes between a mapping's bounce slots at `bounce` and its original memory
@@ -232,8 +313,21 @@ impl BouncePool {
 
     /// Slots in use (sum over the areas).
     pub fn used_slots(&self) -> usize {
-        (0..self.chunks.len())
+        (0..self.chunk_count())
             .filter_map(|p| slots::pool_slots_in_use(self, p))
             .sum()
+    }
+}
+
+impl Drop for BouncePool {
+    fn drop(&mut self) {
+        for entry in self.chunks.iter() {
+            let p = entry.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: a published chunk from `KBox::into_raw` (type invariant), freed once:
+                // the pool is going away and nothing else holds its chunks.
+                drop(unsafe { KBox::from_raw(p) });
+            }
+        }
     }
 }

@@ -233,7 +233,8 @@ struct xendma_debugfs_file {
 	xendma_debugfs_store_t store;
 };
 
-#define XENDMA_DEBUGFS_BUF 4096
+/* Enough for the segment list of a 256 MiB pool (1024 lines). */
+#define XENDMA_DEBUGFS_BUF (128 * 1024)
 
 static ssize_t xendma_debugfs_read(struct file *file, char __user *ubuf, size_t count,
 				   loff_t *ppos)
@@ -245,7 +246,7 @@ static ssize_t xendma_debugfs_read(struct file *file, char __user *ubuf, size_t 
 
 	if (!f->show)
 		return -EINVAL;
-	buf = kmalloc(XENDMA_DEBUGFS_BUF, GFP_KERNEL);
+	buf = kvmalloc(XENDMA_DEBUGFS_BUF, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
 	len = f->show(f->ctx, f->id, buf, XENDMA_DEBUGFS_BUF);
@@ -254,7 +255,7 @@ static ssize_t xendma_debugfs_read(struct file *file, char __user *ubuf, size_t 
 	else
 		ret = simple_read_from_buffer(ubuf, count, ppos, buf,
 					      min_t(size_t, len, XENDMA_DEBUGFS_BUF));
-	kfree(buf);
+	kvfree(buf);
 	return ret;
 }
 

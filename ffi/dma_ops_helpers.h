@@ -80,6 +80,8 @@ void xendma_debugfs_dir_remove(struct dentry *dir);
 /* xen_swiotlb_rs module parameters (defined in ffi/xen_swiotlb_rs_helpers.c only). */
 unsigned int xendma_swiotlb_pool_mb(void);
 unsigned int xendma_swiotlb_dma_bits(void);
+unsigned int xendma_swiotlb_pool_max_mb(void);
+unsigned int xendma_swiotlb_segment_kb(void);
 bool xendma_swiotlb_force_bounce(void);
 const char *xendma_swiotlb_attach(void);
 

@@ -9,6 +9,7 @@
 #include <linux/types.h>
 
 #include "dma_ops_helpers.h"
+#include "xen_exchange.h"
 
 struct device;
 struct dma_map_ops;

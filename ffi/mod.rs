@@ -41,6 +41,22 @@ pub mod misc;
 pub mod params;
 pub mod pci;
 pub mod xen;
+#[cfg(xendma_swiotlb)]
+pub mod xen_frames;
+
+/// Free pages of the page allocator.
+#[cfg(xendma_swiotlb)]
+pub fn free_pages() -> u64 {
+    // SAFETY: reads a global counter.
+    unsafe { generated::xendma_nr_free_pages() as u64 }
+}
+
+/// Waits until `work` is neither queued nor running.
+pub fn flush_work<T: ?Sized, const ID: u64>(work: &kernel::workqueue::Work<T, ID>) {
+    // SAFETY: `work` is an initialised work item that lives across the call; `flush_work` only
+    // waits for it.
+    unsafe { generated::flush_work(kernel::workqueue::Work::raw_get(work)) };
+}
 
 /// Sleeps for at least `ms` milliseconds (process context only).
 pub fn msleep(ms: u32) {

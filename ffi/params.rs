@@ -17,6 +17,18 @@ pub fn dma_bits() -> u32 {
     unsafe { ffi::xendma_swiotlb_dma_bits() }
 }
 
+/// `pool_max_mb`: the pool may grow on demand up to this many MiB (0: no growth).
+pub fn pool_max_mb() -> u32 {
+    // SAFETY: reads a module parameter.
+    unsafe { ffi::xendma_swiotlb_pool_max_mb() }
+}
+
+/// `segment_kb`: the machine-contiguous segment size in KiB (and the largest mapping).
+pub fn segment_kb() -> u32 {
+    // SAFETY: reads a module parameter.
+    unsafe { ffi::xendma_swiotlb_segment_kb() }
+}
+
 /// `force_bounce`: bounce every mapping (writable at run time through sysfs).
 pub fn force_bounce() -> bool {
     // SAFETY: reads a module parameter.

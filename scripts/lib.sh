@@ -11,6 +11,10 @@ KSRC=${KSRC:-$XENDMA_CACHE/linux}
 XENROOT=$XENDMA_CACHE/xen-root
 BUILD=${BUILD:-$REPO/build}
 BINDGEN_VERSION=0.73.2
+# The dom0 test lane's kernel arguments: a small swiotlb-xen pool of the kernel's own (8 MiB,
+# smaller than the growth test's burst) and xen_swiotlb_rs on 16 MiB below 2^28 (the 28-bit edu),
+# which leaves Xen's low memory to the domU.
+DOM0_ARGS="swiotlb=4096 xendma.swiotlb=pool_mb=16:dma_bits=28"
 
 # The kernel is built by Debian's rustc-web (1.96, with rust-src); rustup's toolchain lacks core's sources.
 KRUST=(RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt

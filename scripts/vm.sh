@@ -4,7 +4,7 @@
 # plain: the kernel runs directly, with two edu devices (28-bit at 00:03.0, 32-bit at 00:05.0) and
 #        an nvme device, 5 GiB of RAM of which 256 MiB below 4 GiB.
 # xen:   Xen 4.17 runs with the kernel as PV dom0 (q35 + intel-iommu, so that the edu device at
-#        00:03.0 can be passed through to a domU).
+#        00:03.0 can be passed through to a domU), with a second 28-bit edu at 00:05.0 for dom0.
 . "$(dirname "$0")/lib.sh"
 
 kind=$1 initrd=$2 log=$3 timeout_s=$4 cmdline=$5
@@ -32,7 +32,7 @@ xen)
     # no wall time here and keeps pcifront's 2 s handshake with dom0 safe when the host is busy;
     # rdrand seeds the guests' entropy at boot (xl waits for it); pmtmr=0 skips a 3 s PM-timer probe.
     cmd=(qemu-system-x86_64 -machine q35 -accel tcg,thread=single -device intel-iommu,intremap=off
-         -cpu qemu64,+rdrand -m 2G "${common[@]}"
+         -cpu qemu64,+rdrand -m 2G "${common[@]}" -device edu,addr=5
          -kernel "$XENROOT/xen.bin"
          -append "console=com1 com1=115200,8n1 dom0_mem=768M,max:768M loglvl=all guest_loglvl=all iommu=verbose"
          -initrd "$kernel console=hvc0 earlyprintk=xen pmtmr=0 loglevel=5 log_buf_len=8M panic=-1 oops=panic ${cmdline//,/,,},$initrd")

@@ -1,33 +1,63 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! KUnit suite for the ops table of xen_swiotlb_rs: attach and detach, the bounce decision, copy
-//! rules, exhaustion, limits and misuse, with QEMU's 32-bit `edu` (0000:00:05.0 in the plain VM)
-//! doing real DMA through the table.
+//! rules, exhaustion, growth, limits and misuse, with a QEMU `edu` doing real DMA through the
+//! table: the 32-bit edu at 0000:00:05.0 in the plain VM, the 28-bit edu at 0000:00:05.0 in the
+//! Xen dom0, and the 28-bit edu passed through to the domU (0000:00:00.0 there). A bus address
+//! outside the edu's mask aborts QEMU, so a wrong translation cannot pass.
 //!
-//! Each case builds a pool of its own (a few hundred KiB below 256 MiB) so that it can fill it,
-//! force bouncing on or off, and read exact counters. Under Xen PV, where the pool is not
-//! machine-contiguous yet, the cases check that attaching is refused.
+//! Each case builds a pool of its own (a few hundred KiB below 256 MiB; under Xen PV each segment
+//! exchanged for machine-contiguous frames) so that it can fill it, force bouncing on or off,
+//! and read exact counters.
 
+use crate::dma_api::Gfp;
 use crate::dma_api::{
     bit_mask, Attrs, Bidirectional, CoherentAllocation, DmaDevice, DmaPool, DmaRegion, FromDevice,
     Mapping, Pages, SgTable, ToDevice, Zone,
 };
 use crate::edu::{Edu, EduDriver, MAX_XFER};
+use crate::ffi::xen_frames::{self, P2m};
 use crate::ffi::{dma_ops, ktest::Test, pci::Registration, xen};
 use crate::logic::bounce::Direction;
+use crate::logic::xlate::{self, FrameMap};
 use crate::{expect, expect_eq, kunit_suite, Engine, PoolParams, Swiotlb};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KVec},
     c_str,
     device::Device,
-    error::code::{EBUSY, EEXIST, EINVAL, ENODEV, ENOENT},
+    error::code::{EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOMEM},
+    str::CStr,
     sync::Arc,
     types::ARef,
 };
 
-/// The 32-bit edu of the plain VM.
-const EDU32: &[u8] = b"0000:00:05.0";
-const FOUR_GIB: u64 = 1 << 32;
+/// The edu this lane drives and the width of its DMA mask.
+fn edu_under_test() -> (&'static CStr, u32) {
+    match xen::Domain::current() {
+        xen::Domain::Pv { initial: false } => (c_str!("0000:00:00.0"), 28),
+        xen::Domain::Pv { initial: true } => (c_str!("0000:00:05.0"), 28),
+        _ => (c_str!("0000:00:05.0"), 32),
+    }
+}
+
+/// The edu's PCI name, as written to `attach`.
+fn edu_name() -> &'static [u8] {
+    edu_under_test().0.as_bytes()
+}
+
+/// The edu's mask width.
+fn edu_bits() -> u32 {
+    edu_under_test().1
+}
+
+fn pv() -> bool {
+    matches!(xen::Domain::current(), xen::Domain::Pv { .. })
+}
+
+/// Bus address of guest-physical `phys` in this domain.
+fn bus_of(phys: u64) -> Option<u64> {
+    xlate::phys_to_bus(&P2m::current(), phys)
+}
 
 fn pattern(seed: u8, i: usize) -> u8 {
     (i as u8).wrapping_mul(29).wrapping_add(seed) ^ ((i >> 9) as u8)
@@ -45,23 +75,9 @@ fn first_mismatch(data: &[u8], seed: u8) -> Option<usize> {
         .position(|(i, b)| *b != pattern(seed, i))
 }
 
-/// True in the lanes where attaching is possible (not Xen PV); otherwise the case is skipped.
-fn can_attach(t: &Test) -> bool {
-    let pv = matches!(xen::Domain::current(), xen::Domain::Pv { .. });
-    if pv {
-        t.skip(c_str!(
-            "Xen PV: attaching needs the machine-contiguous pool (attach_errors checks the refusal)"
-        ));
-    }
-    !pv
-}
-
 /// A test pool of `kib` KiB below 256 MiB (reachable by both edu devices), no module pinning.
 fn pool(t: &Test, kib: usize, force: bool) -> Option<Arc<Swiotlb>> {
-    let params = PoolParams {
-        bytes: kib << 10,
-        dma_bits: 28,
-    };
+    let params = PoolParams::new(kib << 10, 28);
     let sw = Engine::new(params, Some(force)).and_then(|e| Swiotlb::new(e, None));
     expect!(
         t,
@@ -73,61 +89,84 @@ fn pool(t: &Test, kib: usize, force: bool) -> Option<Arc<Swiotlb>> {
     sw.ok()
 }
 
-/// As [`pool`], where devices can be attached to it (the case is skipped elsewhere).
-fn attachable_pool(t: &Test, kib: usize, force: bool) -> Option<Arc<Swiotlb>> {
-    if !can_attach(t) {
-        return None;
-    }
-    pool(t, kib, force)
+fn edu() -> Option<ARef<Device>> {
+    dma_ops::pci_device(edu_under_test().0)
 }
 
-fn edu32() -> Option<ARef<Device>> {
-    dma_ops::pci_device(c_str!("0000:00:05.0"))
-}
-
-/// Attaches the 32-bit edu to `sw` for the duration of `f` (no driver bound), then detaches it.
+/// Attaches the lane's edu to `sw` for the duration of `f` (no driver bound), then detaches it.
 fn with_attached(t: &Test, sw: &Swiotlb, f: impl FnOnce(&Device, &DmaDevice)) {
-    let Some(dev) = edu32() else {
-        expect!(t, false, "no 32-bit edu at 0000:00:05.0 (plain VM)");
+    let Some(dev) = edu() else {
+        expect!(t, false, "no edu at {}", edu_under_test().0);
         return;
     };
-    expect_eq!(t, sw.attach(EDU32), Ok(()));
+    expect_eq!(t, sw.attach(edu_name()), Ok(()));
     let dma = DmaDevice::new(&dev);
     f(&dev, &dma);
-    expect_eq!(t, sw.detach(EDU32), Ok(()));
+    expect_eq!(t, sw.detach(edu_name()), Ok(()));
 }
 
-/// Attaches the 32-bit edu to `sw`, binds the edu driver and calls `f` with it, 32-bit masks set.
-fn with_edu32(t: &Test, sw: &Swiotlb, f: impl FnOnce(&Device, &Edu)) {
-    let Some(dev) = edu32() else {
-        expect!(t, false, "no 32-bit edu at 0000:00:05.0 (plain VM)");
+/// Attaches the lane's edu to `sw`, binds the edu driver and calls `f` with it, its masks set.
+fn with_edu(t: &Test, sw: &Swiotlb, f: impl FnOnce(&Device, &Edu)) {
+    let Some(dev) = edu() else {
+        expect!(t, false, "no edu at {}", edu_under_test().0);
         return;
     };
-    expect_eq!(t, sw.attach(EDU32), Ok(()));
+    expect_eq!(t, sw.attach(edu_name()), Ok(()));
     match Registration::<EduDriver>::new(&crate::THIS_MODULE) {
         Ok(reg) => {
-            let ran = reg.with_bound_named(c_str!("0000:00:05.0"), |_, edu| {
-                expect_eq!(t, edu.dma().set_mask_and_coherent(bit_mask(32)), Ok(()));
+            let ran = reg.with_bound_named(edu_under_test().0, |_, edu| {
+                expect_eq!(
+                    t,
+                    edu.dma().set_mask_and_coherent(bit_mask(edu_bits())),
+                    Ok(())
+                );
                 f(&dev, edu)
             });
-            expect!(t, ran.is_some(), "the edu driver did not bind 0000:00:05.0");
+            expect!(
+                t,
+                ran.is_some(),
+                "the edu driver did not bind {}",
+                edu_under_test().0
+            );
         }
         Err(e) => expect!(t, false, "registering the edu driver: {:?}", e),
     }
-    expect_eq!(t, sw.detach(EDU32), Ok(()));
+    expect_eq!(t, sw.detach(edu_name()), Ok(()));
 }
 
-/// Pages entirely above 4 GiB (the VM has most of its memory there).
-fn pages_above_4g(order: u32) -> Option<Pages> {
+/// Pages the edu cannot reach: their bus addresses lie beyond its mask (the plain VM has most of
+/// its memory above 4 GiB; a Xen guest's frames are mostly above 256 MiB machine address).
+fn pages_beyond_mask(order: u32) -> Option<Pages> {
+    let mask = bit_mask(edu_bits());
     let mut keep = KVec::new();
     for _ in 0..256 {
         let p = Pages::alloc(order, Zone::Any).ok()?;
-        if p.phys() >= FOUR_GIB {
+        if !bus_of(p.phys()).is_some_and(|b| b <= mask) {
             return Some(p);
         }
         keep.push(p, GFP_KERNEL).ok()?;
     }
     None
+}
+
+/// A page the edu reaches directly: from the 32-bit zone in the plain VM; under Xen PV a page
+/// whose frame was exchanged for one below the edu's mask (give it back with
+/// [`give_back_low_page`]).
+fn page_within_mask() -> Option<Pages> {
+    if !pv() {
+        return Pages::alloc(0, Zone::Dma32).ok();
+    }
+    let p = Pages::alloc(0, Zone::Any).ok()?;
+    xen_frames::make_contiguous(p, 0, 0, edu_bits(), Gfp::KERNEL)
+        .ok()
+        .map(|(p, _)| p)
+}
+
+/// Returns the frame of a [`page_within_mask`] page to Xen (nothing to do outside Xen PV).
+fn give_back_low_page(p: Pages) {
+    if pv() {
+        let _ = xen_frames::undo_contiguous(p, 0, 0, Gfp::KERNEL);
+    }
 }
 
 fn attached_counts(sw: &Swiotlb, dev: &Device) -> (usize, u64) {
@@ -144,87 +183,131 @@ fn attach_errors(t: &Test) {
     expect_eq!(t, sw.attach(b"0000:00:04.8"), Err(EINVAL));
     expect_eq!(t, sw.attach(b"0000:00:1f.7"), Err(ENODEV));
     expect_eq!(t, sw.detach(b"0000:00:1f.7"), Err(ENODEV));
-    if matches!(xen::Domain::current(), xen::Domain::Pv { .. }) {
-        // The device the lane has: the edu (dom0: 00:03.0, hidden by pciback; domU: its slot).
-        let name = crate::ffi::ktest::with_pci_device(0x1234, 0x11e8, |d| {
-            let mut b = [0u8; 13];
-            let n = dma_ops::device_name(d).as_bytes();
-            b[..n.len().min(12)].copy_from_slice(&n[..n.len().min(12)]);
-            b
-        });
-        let Some(name) = name else {
-            expect!(t, false, "no edu device in this lane");
-            return;
-        };
-        let r = sw.attach(&name[..12]);
-        expect_eq!(t, r.map_err(|e| e.to_errno()), Err(-95)); // EOPNOTSUPP
-        expect_eq!(t, sw.attached(), 0);
-        return;
-    }
-    expect_eq!(t, sw.detach(EDU32), Err(ENOENT));
-    expect_eq!(t, sw.attach(EDU32), Ok(()));
-    expect_eq!(t, sw.attach(EDU32), Err(EEXIST));
-    // The short and upper-case forms name the same device.
-    expect_eq!(t, sw.attach(b"00:05.0\n"), Err(EEXIST));
+    expect_eq!(t, sw.detach(edu_name()), Err(ENOENT));
+    expect_eq!(t, sw.attach(edu_name()), Ok(()));
+    expect_eq!(t, sw.attach(edu_name()), Err(EEXIST));
+    // The short form (no domain), with a newline, and the long one with blanks name the same
+    // device.
+    let name = edu_name();
+    let mut short = [b'\n'; 8];
+    short[..7].copy_from_slice(&name[5..12]);
+    expect_eq!(t, sw.attach(&short), Err(EEXIST));
     expect_eq!(t, sw.attached(), 1);
-    expect_eq!(t, sw.detach(b" 0000:00:05.0\n"), Ok(()));
-    expect_eq!(t, sw.detach(EDU32), Err(ENOENT));
+    let mut padded = [b' '; 14];
+    padded[1..13].copy_from_slice(&name[..12]);
+    padded[13] = b'\n';
+    expect_eq!(t, sw.detach(&padded), Ok(()));
+    expect_eq!(t, sw.detach(edu_name()), Err(ENOENT));
     expect_eq!(t, sw.attached(), 0);
 }
 
-/// Pool placement: every chunk below `2^dma_bits`; impossible widths refused.
+/// Under Xen PV, every segment of `e`'s pool is one machine-contiguous extent below its limit,
+/// in the p2m and in the m2p; outside Xen PV nothing was exchanged.
+fn check_extents(t: &Test, e: &Engine) {
+    let p = e.pool();
+    if !pv() {
+        expect_eq!(t, e.extents().count(), 0);
+        return;
+    }
+    let mut bytes = 0;
+    for c in 0..p.chunk_count() {
+        let (Some((first, _)), Some(xs)) = (p.chunk_range(c), p.chunk_extents(c)) else {
+            continue;
+        };
+        for x in xs {
+            let pfn = (first >> 12) + x.first as u64;
+            let n = 1u64 << x.order;
+            expect!(
+                t,
+                e.extent_is_contiguous(pfn, x),
+                "extent pfn {:#x} mfn {:#x} x{} ({} bits) not contiguous below the limit",
+                pfn,
+                x.mfn,
+                n,
+                x.bits
+            );
+            expect!(
+                t,
+                (0..n).all(|i| e.map().bfn_to_pfn(x.mfn + i) == Some(pfn + i)),
+                "m2p of mfn {:#x} x{} does not point back at pfn {:#x}",
+                x.mfn,
+                n,
+                pfn
+            );
+            bytes += (n as usize) << 12;
+        }
+    }
+    expect_eq!(t, bytes, p.bytes());
+}
+
+/// Pool placement: the pool lies below `2^dma_bits` in bus addresses; bad parameters refused.
 fn pool_params(t: &Test) {
-    let bad = Engine::new(
-        PoolParams {
-            bytes: 1 << 20,
-            dma_bits: 11,
-        },
-        None,
-    );
-    expect_eq!(t, bad.err(), Some(EINVAL));
-    // 2 MiB in the 16 MiB DMA zone: whatever was obtained lies below 2^24.
-    let Ok(e) = Engine::new(
-        PoolParams {
-            bytes: 2 << 20,
-            dma_bits: 24,
-        },
-        Some(false),
-    ) else {
-        expect!(t, false, "no pool at all below 16 MiB");
+    let base = PoolParams::new(1 << 20, 28);
+    for (bad, why) in [
+        (PoolParams::new(1 << 20, 11), "2^11"),
+        (
+            PoolParams {
+                segment_bytes: 300 << 10,
+                ..base
+            },
+            "300 KiB segments",
+        ),
+        (
+            PoolParams {
+                segment_bytes: 8 << 20,
+                ..base
+            },
+            "8 MiB segments",
+        ),
+        (PoolParams::new(usize::MAX / 4, 32), "more than half of RAM"),
+    ] {
+        let r = Engine::new(bad, None);
+        expect!(
+            t,
+            r.as_ref().err() == Some(&EINVAL),
+            "{}: {:?}",
+            why,
+            r.as_ref().err()
+        );
+    }
+    // 2 MiB below 2^28: all of it, below the limit.
+    let Ok(e) = Engine::new(PoolParams::new(2 << 20, 28), Some(false)) else {
+        expect!(t, false, "no 2 MiB pool below 256 MiB");
         return;
     };
     let p = e.pool();
+    expect_eq!(t, p.bytes(), 2 << 20);
+    expect_eq!(t, p.nslabs(), p.bytes() >> 11);
     expect!(
         t,
-        p.bytes() > 0 && p.bytes() <= 2 << 20,
-        "{} bytes",
-        p.bytes()
+        p.last_bus() < 1 << 28,
+        "pool ends at bus {:#x}",
+        p.last_bus()
     );
-    expect_eq!(t, p.nslabs(), p.bytes() >> 11);
     for c in 0..p.chunk_count() {
-        let Some((first, last)) = p.chunk_range(c) else {
-            continue;
-        };
-        expect!(
-            t,
-            last < 1 << 24,
-            "chunk {:#x}-{:#x} above 16 MiB",
-            first,
-            last
-        );
-        expect_eq!(t, first % 4096, 0);
+        if let Some((first, _)) = p.chunk_range(c) {
+            expect_eq!(t, first % 4096, 0);
+        }
     }
-    expect!(t, p.last_phys() < 1 << 24);
+    check_extents(t, &e);
+    if pv() {
+        expect_eq!(t, e.extents().count(), 8);
+        let widths = (
+            e.extents().map(|x| x.bits).min(),
+            e.extents().map(|x| x.bits).max(),
+        );
+        kernel::pr_info!(
+            "ops: 2 MiB below 2^28: 8 extents, widths {:?}, built in {} us\n",
+            widths,
+            e.build_us()
+        );
+        expect!(t, widths.1.is_some_and(|w| w <= 28));
+        return;
+    }
     drop(e);
     // 32 MiB cannot fit in the 16 MiB DMA zone: the pool settles for less, in smaller chunks,
     // and says so in the log.
-    let Ok(e) = Engine::new(
-        PoolParams {
-            bytes: 32 << 20,
-            dma_bits: 24,
-        },
-        Some(false),
-    ) else {
+    let Ok(e) = Engine::new(PoolParams::new(32 << 20, 24), Some(false)) else {
         expect!(t, false, "no pool at all below 16 MiB");
         return;
     };
@@ -248,14 +331,111 @@ fn pool_params(t: &Test) {
     expect!(t, p.last_phys() < 1 << 24);
 }
 
-/// Buffers above 4 GiB are bounced for the 32-bit edu, buffers below are mapped directly; the
-/// device round trip is exact either way.
-fn bounce_above_4g(t: &Test) {
-    let Some(sw) = attachable_pool(t, 512, false) else {
+/// Free pages of the page allocator (blocks of a pool's orders bypass the per-CPU lists).
+fn free_pages() -> i64 {
+    crate::ffi::free_pages() as i64
+}
+
+/// Widths and sizes that cannot be had fail cleanly, and give back everything they took.
+fn exchange_failures(t: &Test) {
+    let res0 = xen_frames::reservation();
+    let free0 = free_pages();
+    // Nothing fits below 1 MiB. (One segment only: freed blocks of order 9 would sit on the
+    // per-CPU lists, uncounted, and blur the free-page check.)
+    let r = Engine::new(PoolParams::new(256 << 10, 20), Some(false));
+    expect_eq!(t, r.as_ref().err(), Some(&ENOMEM));
+    // 4 MiB segments below 4 MiB: the first MiB is never free.
+    let r = Engine::new(
+        PoolParams {
+            segment_bytes: 4 << 20,
+            ..PoolParams::new(4 << 20, 22)
+        },
+        Some(false),
+    );
+    expect_eq!(t, r.as_ref().err(), Some(&ENOMEM));
+    drop(r);
+    let free1 = free_pages();
+    kernel::pr_info!(
+        "ops: failed pools: free pages {} -> {}, reservation {:?} -> {:?}\n",
+        free0,
+        free1,
+        res0,
+        xen_frames::reservation()
+    );
+    expect!(
+        t,
+        (free1 - free0).abs() <= 32,
+        "free pages {} -> {}",
+        free0,
+        free1
+    );
+    expect_eq!(t, xen_frames::reservation(), res0);
+    if !pv() {
+        return;
+    }
+    // One exchange Xen must refuse (a 256 KiB extent below 256 KiB): the old frames are back and
+    // the pages hold what is written to them.
+    let Ok(mut p) = Pages::alloc(6, Zone::Any) else {
+        return;
+    };
+    let pfn = p.phys() >> 12;
+    let mfns0: KVec<_> = (0..64)
+        .filter_map(|i| e_bfn(pfn + i))
+        .fold(KVec::new(), |mut v, m| {
+            let _ = v.push(m, GFP_KERNEL);
+            v
+        });
+    fill(&mut p, 7);
+    let p = match xen_frames::make_contiguous(p, 0, 6, 18, Gfp::KERNEL) {
+        Ok((p, mfn)) => {
+            expect!(
+                t,
+                false,
+                "Xen gave an extent below 256 KiB at mfn {:#x}",
+                mfn
+            );
+            p
+        }
+        Err(f) => {
+            kernel::pr_info!("ops: exchange below 2^18 refused: {:?}\n", f.error);
+            let Some(p) = f.pages else {
+                expect!(t, false, "pages lost in a refused exchange");
+                return;
+            };
+            p
+        }
+    };
+    let mfns1: KVec<_> = (0..64)
+        .filter_map(|i| e_bfn(pfn + i))
+        .fold(KVec::new(), |mut v, m| {
+            let _ = v.push(m, GFP_KERNEL);
+            v
+        });
+    expect_eq!(t, &mfns0[..], &mfns1[..]);
+    let mut p = p;
+    fill(&mut p, 8);
+    expect_eq!(t, first_mismatch(&p, 8), None);
+    // A range outside the pages: EINVAL, nothing done.
+    let Err(f) = xen_frames::make_contiguous(p, 32, 6, 28, Gfp::KERNEL) else {
+        expect!(t, false, "an extent beyond the pages was exchanged");
+        return;
+    };
+    expect_eq!(t, f.error, EINVAL);
+    expect!(t, f.pages.is_some());
+}
+
+fn e_bfn(pfn: u64) -> Option<u64> {
+    P2m::current().pfn_to_bfn(pfn)
+}
+
+/// Buffers the edu cannot reach are bounced, buffers it reaches are mapped directly (under Xen PV
+/// at their machine address, not their guest address); the device round trip is exact either way.
+fn bounce_beyond_mask(t: &Test) {
+    let Some(sw) = pool(t, 512, false) else {
         return;
     };
     let e = sw.engine().clone();
-    with_edu32(t, &sw, |dev, edu| {
+    with_edu(t, &sw, |dev, edu| {
         let dma = edu.dma();
         let Ok(mut scratch) =
             CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
@@ -265,17 +445,17 @@ fn bounce_above_4g(t: &Test) {
         };
         expect!(
             t,
-            scratch.dma_handle() + MAX_XFER as u64 - 1 <= bit_mask(32)
+            scratch.dma_handle() + MAX_XFER as u64 - 1 <= bit_mask(edu_bits())
         );
         let (maps0, b0) = attached_counts(&sw, dev);
         expect_eq!(t, maps0, 1); // the coherent buffer
 
         // High memory, to the device: bounced.
-        let Some(mut high) = pages_above_4g(0) else {
+        let Some(mut high) = pages_beyond_mask(0) else {
             expect!(
                 t,
                 false,
-                "no page above 4 GiB (is the VM given more than 4 GiB?)"
+                "no page beyond the edu's mask (is the VM given more than 4 GiB?)"
             );
             return;
         };
@@ -284,7 +464,7 @@ fn bounce_above_4g(t: &Test) {
         let map = match Mapping::<_, ToDevice>::new(dma, high, Attrs::NONE) {
             Ok(m) => m,
             Err(err) => {
-                expect!(t, false, "mapping above 4 GiB: {:?}", err.error);
+                expect!(t, false, "mapping beyond the mask: {:?}", err.error);
                 return;
             }
         };
@@ -296,9 +476,9 @@ fn bounce_above_4g(t: &Test) {
         expect!(
             t,
             map.dma_handle() != phys,
-            "a page above 4 GiB was not bounced"
+            "a page beyond the mask was not bounced"
         );
-        expect!(t, e.pool().contains(map.dma_handle()));
+        expect!(t, e.owns_bus(map.dma_handle()));
         expect_eq!(t, attached_counts(&sw, dev), (2, b0 + 1));
         let mut out = [0u8; 512];
         expect_eq!(t, edu.copy(&map, 0, &scratch, 0, MAX_XFER), Ok(()));
@@ -307,7 +487,7 @@ fn bounce_above_4g(t: &Test) {
         drop(map.unmap());
 
         // High memory, from the device: bounced, copied back on unmap only.
-        let Some(mut high) = pages_above_4g(0) else {
+        let Some(mut high) = pages_beyond_mask(0) else {
             return;
         };
         high.fill(0xee);
@@ -321,7 +501,7 @@ fn bounce_above_4g(t: &Test) {
                 return;
             }
         };
-        expect!(t, e.pool().contains(map.dma_handle()));
+        expect!(t, e.owns_bus(map.dma_handle()));
         expect_eq!(t, edu.copy(&scratch, 0, &map, 0, MAX_XFER), Ok(()));
         let mut before = [0u8; 64];
         expect_eq!(t, map.peek_unsynced(0, &mut before), Ok(()));
@@ -338,13 +518,19 @@ fn bounce_above_4g(t: &Test) {
             "copy-back beyond the write"
         );
 
-        // Low memory (below 256 MiB): mapped directly, no bounce.
+        // Memory the edu reaches: mapped directly, no bounce, at its bus address.
         let b1 = attached_counts(&sw, dev).1;
-        let Ok(mut low) = Pages::alloc(0, Zone::Dma32) else {
+        let Some(mut low) = page_within_mask() else {
+            expect!(t, false, "no page within the edu's mask");
             return;
         };
         fill(&mut low, 3);
         let phys = low.phys();
+        let Some(bus) = bus_of(phys) else {
+            expect!(t, false, "no bus address for {:#x}", phys);
+            return;
+        };
+        kernel::pr_info!("ops: page {:#x} (bus {:#x}) mapped directly\n", phys, bus);
         let map = match Mapping::<_, Bidirectional>::new(dma, low, Attrs::NONE) {
             Ok(m) => m,
             Err(err) => {
@@ -352,12 +538,12 @@ fn bounce_above_4g(t: &Test) {
                 return;
             }
         };
-        expect_eq!(t, map.dma_handle(), phys);
+        expect_eq!(t, map.dma_handle(), bus);
         expect_eq!(t, attached_counts(&sw, dev), (2, b1));
         expect_eq!(t, edu.copy(&map, 0, &scratch, 0, MAX_XFER), Ok(()));
         expect_eq!(t, scratch.read_bytes(0, &mut out), Ok(()));
         expect_eq!(t, first_mismatch(&out, 3), None);
-        drop(map.unmap());
+        give_back_low_page(map.unmap());
         expect_eq!(t, attached_counts(&sw, dev), (1, b1));
         drop(scratch);
         expect_eq!(t, attached_counts(&sw, dev).0, 0);
@@ -366,18 +552,18 @@ fn bounce_above_4g(t: &Test) {
     });
 }
 
-/// A scatter-gather table above 4 GiB, bounced segment by segment, through the device.
+/// A scatter-gather table beyond the edu's mask, bounced segment by segment, through the device.
 fn sg_bounce(t: &Test) {
-    let Some(sw) = attachable_pool(t, 512, false) else {
+    let Some(sw) = pool(t, 512, false) else {
         return;
     };
     let e = sw.engine().clone();
-    with_edu32(t, &sw, |_, edu| {
+    with_edu(t, &sw, |_, edu| {
         let dma = edu.dma();
         let mut pages = KVec::new();
         for _ in 0..3 {
-            let Some(p) = pages_above_4g(0) else {
-                expect!(t, false, "no page above 4 GiB");
+            let Some(p) = pages_beyond_mask(0) else {
+                expect!(t, false, "no page beyond the edu's mask");
                 return;
             };
             if pages.push(p, GFP_KERNEL).is_err() {
@@ -414,11 +600,7 @@ fn sg_bounce(t: &Test) {
         let mut off = 0usize;
         let mut out = [0u8; MAX_XFER];
         for seg in map.segments() {
-            expect!(
-                t,
-                e.pool().contains(seg.dma_handle()),
-                "segment not bounced"
-            );
+            expect!(t, e.owns_bus(seg.dma_handle()), "segment not bounced");
             let mut done = 0;
             while done < seg.dma_len() {
                 let n = (seg.dma_len() - done).min(MAX_XFER);
@@ -439,7 +621,7 @@ fn sg_bounce(t: &Test) {
 /// scatter-gather mapping that does not fit is undone completely.
 fn exhaustion(t: &Test) {
     // One chunk of 256 KiB: 128 slots of 2 KiB in one segment, four 64 KiB buffers.
-    let Some(sw) = attachable_pool(t, 256, true) else {
+    let Some(sw) = pool(t, 256, true) else {
         return;
     };
     let e = sw.engine().clone();
@@ -522,7 +704,7 @@ fn exhaustion(t: &Test) {
 
 /// Limits: the largest mapping, the masks the pool supports, the required mask.
 fn limits(t: &Test) {
-    let Some(sw) = attachable_pool(t, 512, true) else {
+    let Some(sw) = pool(t, 512, true) else {
         return;
     };
     let e = sw.engine().clone();
@@ -541,8 +723,8 @@ fn limits(t: &Test) {
         );
         expect_eq!(t, e.counters().1, f0 + 1);
         expect_eq!(t, e.pool().used_slots(), 0);
-        // A mask must cover the pool, which lies above 16 MiB and below 256 MiB.
-        let last = e.pool().last_phys();
+        // A mask must cover the pool, which lies above 16 MiB and below 256 MiB (bus addresses).
+        let last = e.pool().last_bus();
         expect!(
             t,
             (1 << 24..1 << 28).contains(&last),
@@ -557,11 +739,13 @@ fn limits(t: &Test) {
         expect_eq!(t, dma.set_mask(bit_mask(28)), Ok(()));
         expect_eq!(t, dma.set_mask(bit_mask(64)), Ok(()));
         expect!(t, !dma.supports(bit_mask(24)));
-        // The required mask covers all of RAM (above 4 GiB in this VM).
+        // The required mask covers all of RAM: above 4 GiB in the plain VM; under Xen PV every
+        // machine frame of the host (the VM has 2 GiB).
         let req = dma.required_mask();
+        let floor = if pv() { bit_mask(31) } else { bit_mask(33) };
         expect!(
             t,
-            req > bit_mask(32) && req.wrapping_add(1) & req == 0,
+            req >= floor && req.wrapping_add(1) & req == 0,
             "{:#x}",
             req
         );
@@ -571,7 +755,7 @@ fn limits(t: &Test) {
 
 /// Coherent memory and a DMA pool on our ops honour the coherent mask and are counted.
 fn coherent(t: &Test) {
-    let Some(sw) = attachable_pool(t, 256, false) else {
+    let Some(sw) = pool(t, 256, false) else {
         return;
     };
     with_attached(t, &sw, |dev, dma| {
@@ -615,27 +799,27 @@ fn coherent(t: &Test) {
 
 /// A detach with mappings outstanding is refused; unmap, then it succeeds.
 fn detach_busy(t: &Test) {
-    let Some(sw) = attachable_pool(t, 256, true) else {
+    let Some(sw) = pool(t, 256, true) else {
         return;
     };
-    let Some(dev) = edu32() else {
-        expect!(t, false, "no 32-bit edu");
+    let Some(dev) = edu() else {
+        expect!(t, false, "no edu at {}", edu_under_test().0);
         return;
     };
-    expect_eq!(t, sw.attach(EDU32), Ok(()));
+    expect_eq!(t, sw.attach(edu_name()), Ok(()));
     let dma = DmaDevice::new(&dev);
     let Ok(p) = Pages::alloc(0, Zone::Any) else {
         return;
     };
     match Mapping::<_, ToDevice>::new(&dma, p, Attrs::NONE) {
         Ok(m) => {
-            expect_eq!(t, sw.detach(EDU32), Err(EBUSY));
+            expect_eq!(t, sw.detach(edu_name()), Err(EBUSY));
             expect_eq!(t, sw.attached(), 1);
             drop(m.unmap());
         }
         Err(err) => expect!(t, false, "map: {:?}", err.error),
     }
-    expect_eq!(t, sw.detach(EDU32), Ok(()));
+    expect_eq!(t, sw.detach(edu_name()), Ok(()));
     expect_eq!(t, sw.attached(), 0);
 }
 
@@ -643,7 +827,7 @@ fn detach_busy(t: &Test) {
 /// warning is printed once). Called on the ops directly: through the DMA API, DMA-API debugging
 /// would (rightly) report the misuse first.
 fn unknown_addresses(t: &Test) {
-    let Some(sw) = attachable_pool(t, 256, true) else {
+    let Some(sw) = pool(t, 256, true) else {
         return;
     };
     let e = sw.engine().clone();
@@ -680,18 +864,215 @@ fn unknown_addresses(t: &Test) {
     });
 }
 
+/// Growth: a burst of mappings beyond the pool makes it grow (from the mapping path and in the
+/// worker) up to its maximum, every mapping of the burst succeeds and reaches the device intact,
+/// and past the maximum mappings fail cleanly. Under Xen PV the same burst then goes to the
+/// kernel's swiotlb-xen on the same device, its own ops restored.
+fn growth(t: &Test) {
+    const SEG: usize = 256 << 10;
+    const BURST: usize = 40;
+    const MAX: usize = 12 << 20;
+    let params = PoolParams {
+        max_bytes: MAX,
+        ..PoolParams::new(SEG, 28)
+    };
+    let Ok(sw) = Engine::new(params, Some(true)).and_then(|e| Swiotlb::new(e, None)) else {
+        expect!(t, false, "growable pool");
+        return;
+    };
+    let e = sw.engine().clone();
+    with_edu(t, &sw, |_, edu| {
+        let dma = edu.dma();
+        let Ok(scratch) = CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
+        else {
+            expect!(t, false, "coherent allocation on our ops failed");
+            return;
+        };
+        let mut held = KVec::new();
+        let mut failed = 0;
+        for i in 0..BURST {
+            let Ok(mut p) = Pages::alloc(6, Zone::Any) else {
+                return;
+            };
+            fill(&mut p, i as u8);
+            match Mapping::<_, ToDevice>::new(dma, p, Attrs::NO_WARN) {
+                Ok(m) => {
+                    if held.push(m, GFP_KERNEL).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        let (grows, grow_failures) = e.growth();
+        kernel::pr_info!(
+            "ops: growth: burst of {} x 256 KiB from a 256 KiB pool: {} failed; pool {} KiB in {} chunks, grown {} times ({} attempts added nothing)\n",
+            BURST,
+            failed,
+            e.pool().bytes() >> 10,
+            e.pool().chunk_count(),
+            grows,
+            grow_failures
+        );
+        expect_eq!(t, failed, 0);
+        expect!(t, grows >= 1);
+        expect!(
+            t,
+            e.pool().bytes() >= BURST * SEG && e.pool().bytes() <= MAX
+        );
+        // The last mapping lies in grown memory: the device reads it intact.
+        let mut out = [0u8; MAX_XFER];
+        if let Some(m) = held.last() {
+            expect!(t, e.owns_bus(m.dma_handle()));
+            expect_eq!(
+                t,
+                edu.copy(m, SEG - MAX_XFER, &scratch, 0, MAX_XFER),
+                Ok(())
+            );
+            expect_eq!(t, scratch.read_bytes(0, &mut out), Ok(()));
+            let want =
+                (0..MAX_XFER).all(|i| out[i] == pattern((BURST - 1) as u8, SEG - MAX_XFER + i));
+            expect!(t, want, "grown pool: data differs at the device");
+        }
+        // Past the maximum: clean failures, the pool stays within it.
+        let f0 = e.counters().1;
+        let mut more = 0;
+        for _ in 0..16 {
+            let Ok(p) = Pages::alloc(6, Zone::Any) else {
+                return;
+            };
+            if let Ok(m) = Mapping::<_, ToDevice>::new(dma, p, Attrs::NO_WARN) {
+                more += 1;
+                let _ = held.push(m, GFP_KERNEL);
+            }
+        }
+        expect!(
+            t,
+            more < 16,
+            "16 more mappings fit in a full pool at its maximum"
+        );
+        expect_eq!(t, e.counters().1 - f0, 16 - more as u64);
+        expect!(t, e.pool().bytes() <= MAX);
+        drop(held);
+        drop(scratch);
+        expect_eq!(t, e.pool().used_slots(), 0);
+    });
+    e.quiesce();
+    check_extents(t, &e);
+    if !pv() {
+        return;
+    }
+    // The kernel's swiotlb-xen, same device, same burst of buffers it must bounce.
+    let Some(dev) = edu() else {
+        return;
+    };
+    let dma = DmaDevice::new(&dev);
+    if let Err(err) = dma.set_mask(bit_mask(edu_bits())) {
+        kernel::pr_info!(
+            "ops: growth: the kernel's swiotlb-xen refuses a {}-bit mask ({:?}): its pool lies beyond it\n",
+            edu_bits(),
+            err
+        );
+        return;
+    }
+    let mut held = KVec::new();
+    let mut failed = 0;
+    for _ in 0..BURST {
+        let Some(p) = pages_beyond_mask(6) else {
+            expect!(t, false, "no 256 KiB block beyond the edu's mask");
+            return;
+        };
+        match Mapping::<_, ToDevice>::new(&dma, p, Attrs::NONE) {
+            Ok(m) => {
+                let _ = held.push(m, GFP_KERNEL);
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    kernel::pr_info!(
+        "ops: growth: the same burst on the kernel's swiotlb-xen: {} of {} mappings failed\n",
+        failed,
+        BURST
+    );
+    // The dom0 lane boots with a kernel pool (swiotlb=4096: 8 MiB) smaller than the burst.
+    if matches!(xen::Domain::current(), xen::Domain::Pv { initial: true }) {
+        expect!(
+            t,
+            failed > 0,
+            "swiotlb-xen held a 10 MiB burst in an 8 MiB pool"
+        );
+    }
+}
+
+/// Segments larger than 256 KiB allow larger mappings: a 1 MiB buffer through 1 MiB segments,
+/// intact at the device at both ends; 2 MiB still refused.
+fn large_segments(t: &Test) {
+    let params = PoolParams {
+        segment_bytes: 1 << 20,
+        ..PoolParams::new(2 << 20, 28)
+    };
+    let Ok(sw) = Engine::new(params, Some(true)).and_then(|e| Swiotlb::new(e, None)) else {
+        expect!(t, false, "pool with 1 MiB segments");
+        return;
+    };
+    let e = sw.engine().clone();
+    check_extents(t, &e);
+    expect!(t, e.extents().all(|x| x.order == 8));
+    with_edu(t, &sw, |_, edu| {
+        let dma = edu.dma();
+        expect_eq!(t, dma.max_mapping_size(), 1 << 20);
+        let Ok(scratch) = CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
+        else {
+            return;
+        };
+        let Ok(mut big) = Pages::alloc(8, Zone::Any) else {
+            return;
+        };
+        fill(&mut big, 9);
+        let m = match Mapping::<_, ToDevice>::new(dma, big, Attrs::NONE) {
+            Ok(m) => m,
+            Err(err) => {
+                expect!(t, false, "1 MiB mapping: {:?}", err.error);
+                return;
+            }
+        };
+        expect!(t, e.owns_bus(m.dma_handle()));
+        let mut out = [0u8; MAX_XFER];
+        for off in [0, (1 << 20) - MAX_XFER] {
+            expect_eq!(t, edu.copy(&m, off, &scratch, 0, MAX_XFER), Ok(()));
+            expect_eq!(t, scratch.read_bytes(0, &mut out), Ok(()));
+            let ok = (0..MAX_XFER).all(|i| out[i] == pattern(9, off + i));
+            expect!(t, ok, "1 MiB mapping: data differs at offset {:#x}", off);
+        }
+        drop(m.unmap());
+        let Ok(huge) = Pages::alloc(9, Zone::Any) else {
+            return;
+        };
+        expect!(
+            t,
+            Mapping::<_, ToDevice>::new(dma, huge, Attrs::NO_WARN).is_err(),
+            "a 2 MiB mapping through 1 MiB segments"
+        );
+        drop(scratch);
+        expect_eq!(t, e.pool().used_slots(), 0);
+    });
+}
+
 kunit_suite!(
     ops_suite,
     c"xen_swiotlb_rs_ops",
     [
         pool_params,
+        exchange_failures,
         attach_errors,
-        bounce_above_4g,
+        bounce_beyond_mask,
         sg_bounce,
         exhaustion,
         limits,
         coherent,
         detach_busy,
-        unknown_addresses
+        unknown_addresses,
+        growth,
+        large_segments
     ]
 );

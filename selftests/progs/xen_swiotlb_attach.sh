@@ -1,8 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# xen_swiotlb_attach: run-time attach/detach of real devices to xen_swiotlb_rs's dma_map_ops, in
-# the plain QEMU lane (busybox sh; the test build of the module is loaded):
+# xen_swiotlb_attach: run-time attach/detach of real devices to xen_swiotlb_rs's dma_map_ops
+# (busybox sh; the test build of the module is loaded). The devices per lane:
+#   plain QEMU: nvme 00:04.0, edu 00:03.0 (28-bit), edu 00:05.0 (32-bit, benchmark device);
+#   Xen dom0:   nvme 00:04.0, edu 00:05.0 (28-bit; 00:03.0 is hidden for the domU);
+#   Xen domU:   the passed-through edu, 00:00.0 there (no nvme).
+# Under Xen the pool's segments must each be machine-contiguous below 2^dma_bits (checked through
+# debugfs "segments", which reads the p2m), and unloading gives the frames back.
 #   a. the nvme controller (00:04.0) on the module's pool with force_bounce: an 8 MiB random pattern
 #      written (O_DIRECT and buffered), caches dropped, read back and compared; the bounce counters
 #      grow by at least the bytes moved and the device is listed; rmmod is refused while attached;
@@ -12,7 +17,8 @@
 #   c. the kernel's dma_map_benchmark driver bound to the 32-bit edu (00:05.0) attached to our ops,
 #      at 1 and 2 threads: no error, averages printed, the bounce counter grows;
 #   d. the high-water mark resets to the current use;
-#   e. attach= at load: the device is attached and pins the module.
+#   e. attach= at load: the device is attached and pins the module;
+#   f. (Xen) unloading returns every frame: the domain's reservation and its free memory are back.
 # Prints "ok N - what" / "not ok N - what", "# ..." diagnostics and a last line
 # "xen_swiotlb_attach: N passed, M failed"; exits non-zero on any failure.
 set -u
@@ -25,6 +31,7 @@ PCI=/sys/bus/pci/devices
 NVME=0000:00:04.0
 DISK=nvme0n1
 BENCH=0000:00:05.0
+EDUS="0000:00:03.0 $BENCH"
 BENCHBIN=/lib/xendma/bin/dma_map_benchmark
 BENCHDRV=/sys/bus/pci/drivers/dma_map_benchmark
 MIB=1048576
@@ -62,7 +69,6 @@ errtext() {
 	ENOENT) echo 'No such file or directory' ;;
 	EEXIST) echo 'File exists' ;;
 	EBUSY) echo 'Device or resource busy' ;;
-	EOPNOTSUPP) echo 'not supported' ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -163,16 +169,17 @@ round_trip() {  # label
 
 echo "KTAP version 1"
 mkdir -p "$TMP"
-# Under Xen PV the pool is not machine-contiguous yet: attaching must be refused, cleanly.
-if dmesg | grep -q "$MOD: loaded: domain Pv"; then
-	dev=$(ls $PCI | head -n 1)
-	diag "Xen PV: attach of $dev must be refused (EOPNOTSUPP)"
-	expect_err EOPNOTSUPP "$DBG/attach" "$dev" "Xen PV: attach of $dev refused with EOPNOTSUPP"
-	check "Xen PV: nothing attached" eq "$(cnt attached)" 0
-	echo "$NAME: $passed passed, $failed failed"
-	[ $failed = 0 ]
-	exit
+XEN=
+if dmesg | grep -q "$MOD: loaded: domain Pv { initial: true }"; then
+	XEN=dom0
+	EDUS=$BENCH
+elif dmesg | grep -q "$MOD: loaded: domain Pv { initial: false }"; then
+	XEN=domU
+	NVME=
+	BENCH=0000:00:00.0
+	EDUS=$BENCH
 fi
+diag "lane: ${XEN:-plain}; nvme '${NVME:-none}', edu devices '$EDUS', benchmark device $BENCH"
 diag "parameters: pool_mb=$(cat $PARAM/pool_mb 2>/dev/null) dma_bits=$(cat $PARAM/dma_bits 2>/dev/null)" \
 	"force_bounce=$(cat $PARAM/force_bounce 2>/dev/null) attach='$(cat $PARAM/attach 2>/dev/null)'"
 check "$MOD is loaded, with its debugfs directory" test -d "/sys/module/$MOD" -a -d "$DBG"
@@ -180,7 +187,27 @@ counters
 check "nothing attached at start" eq "$(cnt attached)" 0
 failures0=$(cnt map_failures)
 
+# --- Xen: the pool's segments ---------------------------------------------------------------------
+if [ -n "$XEN" ]; then
+	bits=$(cat $PARAM/dma_bits)
+	nseg=$(grep -c . "$DBG/segments")
+	diag "segments: $nseg, build $(cnt build_us) us, first: $(head -n 1 "$DBG/segments")"
+	check "Xen: the pool is made of exchanged segments" [ "$nseg" -gt 0 ]
+	check "Xen: every segment machine-contiguous in the p2m" \
+		[ "$(grep -c 'contiguous yes$' "$DBG/segments")" = "$nseg" ]
+	# mfn + pages must not pass 2^(dma_bits - 12) frames.
+	over=0
+	frames=0
+	while read -r _ _ _ mfn _ pages _ _ _ _; do
+		[ $((mfn + pages)) -le $((1 << (bits - 12))) ] || over=$((over + 1))
+		frames=$((frames + pages))
+	done < "$DBG/segments"
+	check "Xen: every segment below 2^$bits" [ "$over" = 0 ]
+	check "Xen: segments cover the pool" eq $((frames * 4096)) "$(cnt pool_bytes)"
+fi
+
 # --- a. nvme ------------------------------------------------------------------------------------
+if [ -n "$NVME" ]; then
 dd if=/dev/urandom of="$TMP/pat" bs=1M count=$PAT_MIB status=none
 check "the nvme disk is there" wait_until 150 disk_ready
 expect_ok "$PARAM/force_bounce" 1 "force_bounce=1 at run time"
@@ -217,13 +244,14 @@ round_trip "detached"
 counters
 check "detached: bounces unchanged (force_bounce still on)" eq "$(cnt bounces)" "$wb"
 check "detached: bounced_bytes unchanged" eq "$(cnt bounced_bytes)" "$wy"
+fi
 
 # --- b. bad input -------------------------------------------------------------------------------
 expect_err EINVAL "$DBG/attach" bogus "attach of 'bogus': EINVAL"
 expect_err ENODEV "$DBG/attach" 0000:00:1f.7 "attach of absent 0000:00:1f.7: ENODEV"
 expect_err EINVAL "$DBG/attach" "" "attach of an empty name: EINVAL"
-expect_err ENOENT "$DBG/detach" $NVME "detach of $NVME, no longer attached: ENOENT"
-expect_err ENOENT "$DBG/detach" 0000:00:03.0 "detach of 0000:00:03.0, never attached: ENOENT"
+[ -n "$NVME" ] && expect_err ENOENT "$DBG/detach" $NVME "detach of $NVME, no longer attached: ENOENT"
+expect_err ENOENT "$DBG/detach" $BENCH "detach of $BENCH, never attached: ENOENT"
 # A double attach, on the second edu with no driver to bind (a name no driver has).
 diag "$BENCH: driver '$(driver_of $BENCH)', driver_override '$(cat "$PCI/$BENCH/driver_override")'"
 wr "$PCI/$BENCH/driver_override" xendma_none
@@ -236,6 +264,8 @@ expect_err ENOENT "$DBG/detach" $BENCH "detach of $BENCH again: ENOENT"
 check "attached counter is 0" eq "$(cnt attached)" 0
 
 # --- c. dma_map_benchmark -----------------------------------------------------------------------
+# Bounce everything, also where section a (which turns it on) did not run.
+wr "$PARAM/force_bounce" 1
 expect_ok "$PCI/$BENCH/driver_override" dma_map_benchmark "driver_override=dma_map_benchmark on $BENCH"
 unbind $BENCH
 b0=$(cnt bounces)
@@ -285,32 +315,68 @@ check "idle: used_hiwater = used_slots" eq "$h" "$u"
 KO=/lib/xendma/$MOD.ko
 XENP=$(cat $PARAM/expect_xen 2>/dev/null)
 GLOB=/sys/module/kunit/parameters/filter_glob
+P0="pool_mb=$(cat $PARAM/pool_mb) dma_bits=$(cat $PARAM/dma_bits)"
+ATT=$(echo $EDUS | tr ' ' ',')
+NATT=$(echo $EDUS | wc -w)
+memfree() { sed -n 's/^MemFree: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
+reservation() { cat /sys/devices/system/xen_memory/xen_memory0/info/current_kb 2>/dev/null; }
 if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 	result 0 "rmmod $MOD once nothing is attached"
 	wr $GLOB xendma_no_such_suite
-	EDU28=0000:00:03.0
-	insmod $KO expect_xen="$XENP" attach=$EDU28,$BENCH,bogus pool_mb=16 dma_bits=28
-	check "insmod with attach=$EDU28,$BENCH,bogus pool_mb=16 dma_bits=28" grep -q "^$MOD " /proc/modules
+	insmod $KO expect_xen="$XENP" attach=$ATT,bogus pool_mb=16 dma_bits=28
+	check "insmod with attach=$ATT,bogus pool_mb=16 dma_bits=28" grep -q "^$MOD " /proc/modules
 	check "pool_bytes is 16 MiB" eq "$(cnt pool_bytes)" $((16 * MIB))
-	check "attach= attached $EDU28 and $BENCH at load" [ -n "$(devline $EDU28)" -a -n "$(devline $BENCH)" ]
-	check "attached counter is 2 (bogus refused)" eq "$(cnt attached)" 2
-	check "the attach parameter reads back" [ "$(cat $PARAM/attach)" = "$EDU28,$BENCH,bogus" ]
+	for d in $EDUS; do
+		check "attach= attached $d at load" [ -n "$(devline $d)" ]
+	done
+	check "attached counter is $NATT (bogus refused)" eq "$(cnt attached)" "$NATT"
+	check "the attach parameter reads back" [ "$(cat $PARAM/attach)" = "$ATT,bogus" ]
 	# The edu_mmap program again, its device now on our ops: coherent buffers from our alloc,
 	# mapped to user space by our mmap, copied by the device.
 	/lib/xendma/tests/edu_mmap > "$TMP/edu_mmap" 2>&1
 	rc=$?
 	diag "edu_mmap on our ops: status $rc, '$(tail -n 1 "$TMP/edu_mmap")'"
-	check "edu_mmap passes with $EDU28 on our ops (alloc, mmap, device copies)" \
+	check "edu_mmap passes with its edu on our ops (alloc, mmap, device copies)" \
 		grep -q '^edu_mmap: [0-9]* passed, 0 failed' "$TMP/edu_mmap"
 	diag "devices: $(tr '\n' ';' < "$DBG/devices")"
-	check "no mappings of $EDU28 left after the program" eq "$(field "$(devline $EDU28)" mappings)" 0
+	for d in $EDUS; do
+		check "no mappings of $d left after the program" eq "$(field "$(devline $d)" mappings)" 0
+	done
 	rmmod $MOD 2> /dev/null
 	check "rmmod refused: devices attached at load pin the module" grep -q "^$MOD " /proc/modules
-	expect_ok "$DBG/detach" $EDU28 "detach $EDU28"
-	expect_ok "$DBG/detach" $BENCH "detach $BENCH"
+	for d in $EDUS; do
+		expect_ok "$DBG/detach" $d "detach $d"
+	done
 	check "rmmod once detached" rmmod $MOD
-	insmod $KO expect_xen="$XENP"
-	check "reloaded as at boot" grep -q "^$MOD " /proc/modules
+	# --- f. Xen: a 64 MiB pool (the defaults) is built, and unloading gives every frame back.
+	if [ -n "$XEN" ]; then
+		sync
+		echo 3 > /proc/sys/vm/drop_caches
+		r0=$(reservation)
+		f0=$(memfree)
+		insmod $KO expect_xen="$XENP"
+		check "Xen: insmod with the default 64 MiB pool" grep -q "^$MOD " /proc/modules
+		nseg=$(grep -c . "$DBG/segments")
+		widths=$(sed -n 's/.* bits \([0-9]*\) .*/\1/p' "$DBG/segments" | sort -n | uniq -c | tr -s ' \n' ' ')
+		diag "Xen: 64 MiB pool: $(cnt pool_bytes) bytes in $nseg segments built in $(cnt build_us) us;" \
+			"segments per width: $widths; domain pages $(cat "$DBG/domain_pages")"
+		check "Xen: 64 MiB pool complete" eq "$(cnt pool_bytes)" $((64 * MIB))
+		check "Xen: its $nseg segments machine-contiguous" \
+			[ "$(grep -c 'contiguous yes$' "$DBG/segments")" = "$nseg" ]
+		f1=$(memfree)
+		check "rmmod of the 64 MiB pool" rmmod $MOD
+		sync
+		echo 3 > /proc/sys/vm/drop_caches
+		r2=$(reservation)
+		f2=$(memfree)
+		diag "Xen: reservation ${r0} -> ${r2} KiB; MemFree ${f0} -> ${f1} (loaded) -> ${f2} KiB"
+		check "Xen: the domain's reservation is unchanged after unload" [ -n "$r0" -a "$r0" = "$r2" ]
+		check "Xen: the pool's memory was in use while loaded" ge $((f0 - f1)) $((60 * 1024))
+		check "Xen: unload gave the memory back (MemFree within 4 MiB)" \
+			[ $((f2 - f0)) -ge -4096 -a $((f2 - f0)) -le 4096 ]
+	fi
+	insmod $KO expect_xen="$XENP" $P0
+	check "reloaded as at boot ($P0)" grep -q "^$MOD " /proc/modules
 	wr $GLOB '*'
 else
 	result 1 "rmmod $MOD once nothing is attached"
