@@ -139,6 +139,8 @@ pub struct Engine {
     /// Growth from a mapping is tried until it fails once, and again after the worker grew.
     grow_inline: AtomicBool,
     grows: AtomicU64,
+    /// Of which by the worker.
+    worker_grows: AtomicU64,
     grow_failures: AtomicU64,
     build_us: AtomicU64,
     force: Force,
@@ -221,6 +223,7 @@ impl Engine {
                 grow_queued: AtomicBool::new(false),
                 grow_inline: AtomicBool::new(true),
                 grows: AtomicU64::new(0),
+                worker_grows: AtomicU64::new(0),
                 grow_failures: AtomicU64::new(0),
                 build_us: AtomicU64::new(0),
                 force: match force {
@@ -376,6 +379,12 @@ impl Engine {
         }
         if added > 0 {
             self.grows.fetch_add(1, Ordering::Relaxed);
+            if gfp.may_sleep() {
+                self.worker_grows.fetch_add(1, Ordering::Relaxed);
+            }
+            if !ffi::warn_ratelimit() {
+                return added;
+            }
             pr_info!(
                 "pool: grew by {} KiB to {} KiB ({} context)\n",
                 added >> 10,
@@ -413,10 +422,11 @@ impl Engine {
         ffi::flush_work(&self.work);
     }
 
-    /// Growth so far: (times grown, attempts that added nothing).
-    pub fn growth(&self) -> (u64, u64) {
+    /// Growth so far: (times grown, of which by the worker, attempts that added nothing).
+    pub fn growth(&self) -> (u64, u64, u64) {
         (
             self.grows.load(Ordering::Relaxed),
+            self.worker_grows.load(Ordering::Relaxed),
             self.grow_failures.load(Ordering::Relaxed),
         )
     }
@@ -643,7 +653,7 @@ impl DmaOps for Attached {
         if !self.put_mapping() {
             self.engine.unknown(dev, "free", dma, pages.len());
         }
-        if xen_frames::test_clear_remapped(&pages) {
+        if self.engine.pv && xen_frames::test_clear_remapped(&pages) {
             self.exchanged.fetch_sub(1, Ordering::Relaxed);
             let order = pages.order();
             // On failure the contiguous frames stay with the pages (or the pages are leaked
@@ -655,7 +665,14 @@ impl DmaOps for Attached {
     }
 
     fn dma_supported(&self, _dev: &Device, mask: u64) -> bool {
-        policy::dma_supported(&IdentityMap, self.engine.pool.last_bus(), mask)
+        let e = &*self.engine;
+        // A pool that may grow may grow up to its limit: judge the mask against that.
+        let last = if e.params.max_bytes > e.params.bytes {
+            e.pool.last_bus().max(dma_bit_mask(e.params.dma_bits))
+        } else {
+            e.pool.last_bus()
+        };
+        policy::dma_supported(&IdentityMap, last, mask)
     }
 
     fn max_mapping_size(&self, dev: &Device) -> usize {
@@ -937,8 +954,8 @@ impl Source for Swiotlb {
             },
             14 => writeln!(out, "{}", e.build_us()),
             15 => {
-                let (grows, failures) = e.growth();
-                writeln!(out, "{} {}", grows, failures)
+                let (grows, worker, failures) = e.growth();
+                writeln!(out, "{} {} {}", grows, worker, failures)
             }
             16 => writeln!(out, "{}", e.params.max_bytes),
             _ => Ok(()),

@@ -772,6 +772,23 @@ fn coherent(t: &Test) {
             }
         }
         expect_eq!(t, attached_counts(&sw, dev).0, 8);
+        // Under Xen PV the guest's pages lie beyond 256 MiB machine address (or are not
+        // machine-contiguous): each buffer was exchanged for one that fits, and is given back
+        // when freed.
+        let exchanged = sw.with_attached(dev, |a| a.exchanged()).unwrap_or(0);
+        kernel::pr_info!(
+            "ops: coherent: 8 buffers, {} exchanged with Xen\n",
+            exchanged
+        );
+        if pv() {
+            expect!(
+                t,
+                exchanged > 0,
+                "no coherent buffer was exchanged under Xen PV"
+            );
+        } else {
+            expect_eq!(t, exchanged, 0);
+        }
         let Ok(pool) = DmaPool::new(c_str!("xsw_kunit"), dma, 96, 64, 0) else {
             expect!(t, false, "dma pool");
             return;
@@ -794,6 +811,7 @@ fn coherent(t: &Test) {
         drop(pool);
         drop(bufs);
         expect_eq!(t, attached_counts(&sw, dev).0, 0);
+        expect_eq!(t, sw.with_attached(dev, |a| a.exchanged()), Some(0));
     });
 }
 
@@ -864,17 +882,79 @@ fn unknown_addresses(t: &Test) {
     });
 }
 
-/// Growth: a burst of mappings beyond the pool makes it grow (from the mapping path and in the
-/// worker) up to its maximum, every mapping of the burst succeeds and reaches the device intact,
-/// and past the maximum mappings fail cleanly. Under Xen PV the same burst then goes to the
-/// kernel's swiotlb-xen on the same device, its own ops restored.
+/// Under Xen PV, a buffer whose two pages are each within the edu's reach but not consecutive in
+/// machine memory is bounced (a page alone is mapped directly: see `bounce_beyond_mask`).
+fn straddle(t: &Test) {
+    if !pv() {
+        t.skip(c_str!(
+            "identity translation: consecutive frames are always contiguous"
+        ));
+        return;
+    }
+    let Some(sw) = pool(t, 256, false) else {
+        return;
+    };
+    let e = sw.engine().clone();
+    with_attached(t, &sw, |dev, dma| {
+        expect_eq!(t, dma.set_mask(bit_mask(edu_bits())), Ok(()));
+        // Two pages, each exchanged on its own for a frame below the mask.
+        let Ok(p) = Pages::alloc(1, Zone::Any) else {
+            return;
+        };
+        let Ok((p, m0)) = xen_frames::make_contiguous(p, 0, 0, edu_bits(), Gfp::KERNEL) else {
+            expect!(t, false, "no frame below the mask for page 0");
+            return;
+        };
+        let Ok((mut p, m1)) = xen_frames::make_contiguous(p, 1, 0, edu_bits(), Gfp::KERNEL) else {
+            expect!(t, false, "no frame below the mask for page 1");
+            return;
+        };
+        kernel::pr_info!(
+            "ops: straddle: pfns {:#x}+1 at mfns {:#x}, {:#x}\n",
+            p.phys() >> 12,
+            m0,
+            m1
+        );
+        if m1 == m0 + 1 {
+            // Xen happened to hand out consecutive frames: nothing to straddle.
+            t.skip(c_str!("Xen gave consecutive machine frames"));
+        } else {
+            fill(&mut p, 5);
+            let b0 = attached_counts(&sw, dev).1;
+            match Mapping::<_, ToDevice>::new(dma, p, Attrs::NONE) {
+                Ok(m) => {
+                    expect!(
+                        t,
+                        e.owns_bus(m.dma_handle()),
+                        "a buffer over non-consecutive machine frames was not bounced"
+                    );
+                    expect_eq!(t, attached_counts(&sw, dev).1, b0 + 1);
+                    p = m.unmap();
+                }
+                Err(err) => {
+                    expect!(t, false, "map: {:?}", err.error);
+                    return;
+                }
+            }
+        }
+        let _ = xen_frames::undo_contiguous(p, 0, 0, Gfp::KERNEL)
+            .and_then(|p| xen_frames::undo_contiguous(p, 1, 0, Gfp::KERNEL));
+        expect_eq!(t, e.pool().used_slots(), 0);
+    });
+}
+
+/// Growth: once three quarters of the pool are in use the worker adds memory ahead of need; a
+/// burst of mappings beyond the pool then makes it grow from the mapping path as well, up to its
+/// maximum; every mapping of the burst succeeds and reaches the device intact, and past the
+/// maximum mappings fail cleanly. Under Xen PV the same burst then goes to the kernel's
+/// swiotlb-xen on the same device, its own ops restored.
 fn growth(t: &Test) {
     const SEG: usize = 256 << 10;
     const BURST: usize = 40;
     const MAX: usize = 12 << 20;
     let params = PoolParams {
         max_bytes: MAX,
-        ..PoolParams::new(SEG, 28)
+        ..PoolParams::new(4 * SEG, 28)
     };
     let Ok(sw) = Engine::new(params, Some(true)).and_then(|e| Swiotlb::new(e, None)) else {
         expect!(t, false, "growable pool");
@@ -890,32 +970,57 @@ fn growth(t: &Test) {
         };
         let mut held = KVec::new();
         let mut failed = 0;
-        for i in 0..BURST {
-            let Ok(mut p) = Pages::alloc(6, Zone::Any) else {
-                return;
-            };
+        let map = |i: usize| {
+            let mut p = Pages::alloc(6, Zone::Any).ok()?;
             fill(&mut p, i as u8);
-            match Mapping::<_, ToDevice>::new(dma, p, Attrs::NO_WARN) {
-                Ok(m) => {
+            Mapping::<_, ToDevice>::new(dma, p, Attrs::NO_WARN).ok()
+        };
+        // Three of the four segments: the worker is asked to grow, and does, with no mapping
+        // having failed.
+        for i in 0..3 {
+            match map(i) {
+                Some(m) => {
+                    let _ = held.push(m, GFP_KERNEL);
+                }
+                None => failed += 1,
+            }
+        }
+        e.quiesce();
+        let (grows, worker, _) = e.growth();
+        kernel::pr_info!(
+            "ops: growth: 3 of 4 segments in use: the worker grew the pool to {} KiB ({} growths)\n",
+            e.pool().bytes() >> 10,
+            grows
+        );
+        expect_eq!(t, failed, 0);
+        expect!(
+            t,
+            worker >= 1,
+            "the worker did not grow the pool at 75 % use"
+        );
+        expect!(t, e.pool().bytes() > 4 * SEG);
+        for i in 3..BURST {
+            match map(i) {
+                Some(m) => {
                     if held.push(m, GFP_KERNEL).is_err() {
                         return;
                     }
                 }
-                Err(_) => failed += 1,
+                None => failed += 1,
             }
         }
-        let (grows, grow_failures) = e.growth();
+        let (grows, worker, grow_failures) = e.growth();
         kernel::pr_info!(
-            "ops: growth: burst of {} x 256 KiB from a 256 KiB pool: {} failed; pool {} KiB in {} chunks, grown {} times ({} attempts added nothing)\n",
+            "ops: growth: burst of {} x 256 KiB from a 1 MiB pool: {} failed; pool {} KiB in {} chunks, grown {} times ({} by the worker, {} attempts added nothing)\n",
             BURST,
             failed,
             e.pool().bytes() >> 10,
             e.pool().chunk_count(),
             grows,
+            worker,
             grow_failures
         );
         expect_eq!(t, failed, 0);
-        expect!(t, grows >= 1);
         expect!(
             t,
             e.pool().bytes() >= BURST * SEG && e.pool().bytes() <= MAX
@@ -1072,6 +1177,7 @@ kunit_suite!(
         coherent,
         detach_busy,
         unknown_addresses,
+        straddle,
         growth,
         large_segments
     ]
