@@ -27,6 +27,8 @@ info() {
     out "info mode=$mode kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo)" \
         "mem_kb=$(sed -n 's/MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo) dev=$dev"
     out "info cmdline=$(tr ' ' '|' < /proc/cmdline)"
+    # Which copy the kernel's memcpy() uses (alternatives: rep movsb with FSRM).
+    out "info cpu_copy_flags=$(grep -o -w 'fsrm\|erms' /proc/cpuinfo | sort -u | tr '\n' ',')"
     [ -r /sys/hypervisor/version/major ] && out "info xen=$(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra)"
     [ -r /sys/kernel/debug/swiotlb/io_tlb_nslabs ] && out "info swiotlb_nslabs=$(cat /sys/kernel/debug/swiotlb/io_tlb_nslabs)"
 }
@@ -66,8 +68,9 @@ dmb() {
 floor() {
     for g in 1 16 64; do
         for t in 1 2; do
-            for cold in 0 1; do
-                out "floor $($XB memcpy $((g * 4096)) $t 500 $cold 2>&1)"
+            # 0 inline hot, 1 inline cold, 2 memcpy() hot, 3 memcpy() cold
+            for flags in 0 1 2 3; do
+                out "floor $($XB memcpy $((g * 4096)) $t 500 $flags 2>&1)"
             done
         done
     done

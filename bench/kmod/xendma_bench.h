@@ -13,8 +13,10 @@
 
 /*
  * MEMCPY: in  [0] bytes per copy, [1] threads (one per CPU), [2] milliseconds,
- *             [3] 0: the same destination every time (hot), 1: destinations rotating through
- *                 32 MiB (cold, like a pool whose slots rotate)
+ *             [3] bit 0 clear: the same destination every time (hot), set: destinations
+ *                 rotating through 32 MiB (cold, like a pool whose slots rotate); bit 1 clear:
+ *                 memcpy() as GCC expands it inline (as in kernel/dma/swiotlb.c), set: a call
+ *                 of the kernel's out-of-line memcpy() (what Rust's copy_nonoverlapping calls)
  *         out [4] copies made (all threads), [5] picoseconds per copy (mean over threads)
  */
 #define XB_MEMCPY _IOWR('X', 1, __u64[6])

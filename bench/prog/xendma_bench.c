@@ -3,7 +3,7 @@
  * xendma_bench: the user-space half of the benchmark driver (bench/kmod/xendma_bench.c), run in
  * the guest by bench/guest/bench.sh. Prints one "key=value ..." line per measurement.
  *
- *   xendma_bench memcpy BYTES THREADS MS COLD
+ *   xendma_bench memcpy BYTES THREADS MS FLAGS  (1: cold, 2: out-of-line memcpy())
  *   xendma_bench pressure BDF SLOTS PERCENT MS SEED
  *   xendma_bench odp BDF MIB REPEATS
  */
@@ -78,8 +78,8 @@ static int cmd_memcpy(char **argv)
 		       strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0) };
 
 	xioctl(XB_MEMCPY, a, "memcpy");
-	printf("memcpy bytes=%llu threads=%llu cold=%llu copies=%llu ns=%.3f\n", a[0], a[1], a[3],
-	       a[4], a[5] / 1000.0);
+	printf("memcpy bytes=%llu threads=%llu cold=%llu call=%llu copies=%llu ns=%.3f\n", a[0], a[1],
+	       a[3] & 1, (a[3] >> 1) & 1, a[4], a[5] / 1000.0);
 	return 0;
 }
 
@@ -214,7 +214,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "odp") && argc == 5)
 		return cmd_odp(argv + 2);
 usage:
-	fprintf(stderr, "usage: xendma_bench memcpy BYTES THREADS MS COLD\n"
+	fprintf(stderr, "usage: xendma_bench memcpy BYTES THREADS MS FLAGS\n"
 			"       xendma_bench pressure BDF SLOTS PERCENT MS SEED\n"
 			"       xendma_bench odp BDF MIB REPEATS\n");
 	return 2;
