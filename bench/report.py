@@ -376,9 +376,10 @@ def plot(r, path):
                 ys = [r.total(impl, g, t, d) for g in GRANULES]
                 if all(y is not None for y in ys):
                     ax.plot(GRANULES, ys, st, label=IMPL_NAMES[impl])
-            fl = [r.floor_us(g, t, d) for g in GRANULES]
-            if all(y is not None for y in fl):
-                ax.plot(GRANULES, fl, "C7-.", label="memcpy floor (plain)")
+            for call, st, what in ((0, "C7-.", "inline rep movsb"), (1, "C8:", "memcpy() call")):
+                fl = [r.floor_us(g, t, d, call=call) for g in GRANULES]
+                if all(y is not None for y in fl):
+                    ax.plot(GRANULES, fl, st, label=f"copies at memcpy speed, {what} (plain)")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xticks(GRANULES, [str(g) for g in GRANULES])

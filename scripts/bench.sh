@@ -4,10 +4,12 @@
 # build of the test kernel (kconfig/*.config + kconfig/bench/production.config), in plain QEMU and
 # in a Xen dom0. Writes bench/results.md and bench/latency.png. Documentation/bench.rst explains.
 #   BENCH_SECONDS (2) seconds per dma_map_benchmark run, BENCH_REPEATS (3) repeats (median),
-#   BENCH_POOL_MB (64) pool size for both implementations, BENCH_OUT (bench/) output directory.
+#   BENCH_POOL_MB (64) pool size for both implementations, BENCH_OUT (bench/) output directory,
+#   BENCH_BOOTS ("direct kernel xen") the boots to run (a subset reuses the others' last results).
 . "$(dirname "$0")/lib.sh"
 
 secs=${BENCH_SECONDS:-2} reps=${BENCH_REPEATS:-3} pool_mb=${BENCH_POOL_MB:-64}
+boots=${BENCH_BOOTS:-direct kernel xen}
 outdir=${BENCH_OUT:-$REPO/bench}
 # A separate kernel tree and build directory: the test kernel and the test builds stay untouched.
 export KSRC=${BENCH_KSRC:-$XENDMA_CACHE/linux-bench}
@@ -72,6 +74,7 @@ wait_idle() {
 # One boot: kind, name, timeout, extra guest command line.
 boot() {
     local kind=$1 name=$2 timeout_s=$3 extra=$4 rc t0 attempt mon overlap
+    case " $boots " in *" $name "*) ;; *) return 0 ;; esac
     for attempt in 1 2; do
         wait_idle
         log "bench: booting $name ($kind)"
