@@ -164,8 +164,21 @@ def write_md(r, path, png_name):
     ours = r.info.get("direct", {})
     w(f"| pool sizes | kernel swiotlb {swl} slots of 2 KiB (`swiotlb=N,force`); xen_swiotlb_rs "
       f"{ours.get('ours_nslabs', '?')} slots ({ours.get('ours_pool_bytes', '?')} bytes, `pool_mb`) |")
+    # idle.txt: one line per boot attempt; the last attempt of each boot is the one reported.
+    last = {}
+    for line in r.idle:
+        last[line.split()[0]] = kv(line)
+    distorted = [f"{b} ({a.get('overlap_s')} s)" for b, a in last.items() if a.get("overlap_s", "0") != "0"]
     idle = "; ".join(r.idle) if r.idle else "?"
-    w(f"| machine otherwise idle | no other `qemu-system` process at each boot (waited, load before boot): {idle} |")
+    if not r.idle:
+        verdict = "unknown (no record)"
+    elif distorted:
+        verdict = ("**no**: another `qemu-system` ran during " + ", ".join(distorted)
+                   + "; those timings are distorted")
+    else:
+        verdict = "yes: no other `qemu-system` process ran before or during any reported boot"
+    w(f"| machine otherwise idle | {verdict} (per attempt: waited before the boot, load average, seconds "
+      f"with another VM running: {idle}) |")
     boots = ", ".join(f"{b} {v.get('seconds', '?')} s" for b, v in sorted(r.boots.items()))
     w(f"| wall time | {boots}; whole `make bench` {m.get('total_s', '?')} s "
       f"(of which building: {m.get('build_s', '?')} s, kernel step {m.get('kernel_step_s', '?')} s) |")
