@@ -134,7 +134,10 @@ total_s=$(( $(date +%s) - start ))
     echo "seconds=$secs"
     echo "repeats=$reps"
     echo "pool_mb=$pool_mb"
-    echo "kernel_step_s=$kernel_s build_s=$build_s total_s=$total_s"
+    echo "kernel_step_s=$kernel_s"
+    echo "build_s=$build_s"
+    echo "total_s=$total_s"
+    echo "waited_s=$(sed -n 's/.* waited_s=\([0-9]*\).*/\1/p' "$idle_log" | paste -sd+ | bc)"
 } > "$BUILD/results/machine.txt"
 # Debian's python3, for which setup.sh installed python3-matplotlib (not whatever python3 is first on PATH).
 /usr/bin/python3 "$REPO/bench/report.py" "$BUILD/results" "$outdir/results.md" "$outdir/latency.png"
