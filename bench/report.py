@@ -227,8 +227,9 @@ def write_md(r, path, png_name):
       "floor measured in dom0).")
     w("")
     ox = r.unavailable.get("ours-xen")
-    w("| granule | threads | direction | kernel swiotlb-xen | xen_swiotlb_rs | ours/kernel | floor | kernel/floor |")
-    w("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    w("| granule | threads | direction | kernel swiotlb-xen | xen_swiotlb_rs | ours/kernel | floor | ours/floor "
+      "| kernel/floor |")
+    w("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for g in GRANULES:
         for t in THREADS:
             for d in DIRS:
@@ -236,7 +237,7 @@ def write_md(r, path, png_name):
                 fl = r.floor_us(g, t, d, boot="xen")
                 os_ = fmt(o) if o is not None else ("not available" if ox else "n/a")
                 w(f"| {g} | {t} | {DIRS[d]} | {fmt(k)} | {os_} | {fmt(ratio(o, k), 2)} | {fmt(fl, 2)} | "
-                  f"{fmt(ratio(k, fl), 2)} |")
+                  f"{fmt(ratio(o, fl), 2)} | {fmt(ratio(k, fl), 2)} |")
     if ox:
         w("")
         w(f"xen_swiotlb_rs under Xen PV: **not available ({ox})**. The machine-contiguous Xen pool is "
