@@ -27,6 +27,14 @@ IMPL_NAMES = {
 }
 
 
+def configs():
+    """Every dma_map_benchmark configuration, in table order: (granule, threads, direction)."""
+    for g in GRANULES:
+        for t in THREADS:
+            for d in DIRS:
+                yield g, t, d
+
+
 def kv(text):
     out = {}
     for tok in text.split():
@@ -213,15 +221,13 @@ def write_md(r, path, png_name):
     w("| granule | threads | direction | direct | kernel swiotlb | xen_swiotlb_rs | ours/kernel | floor | ours/floor "
       "| kernel/floor | kernel beyond its copies | ours beyond its copies |")
     w("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for g in GRANULES:
-        for t in THREADS:
-            for d in DIRS:
-                dr, k, o = r.total("direct", g, t, d), r.total("kernel", g, t, d), r.total("ours", g, t, d)
-                fl = r.floor_us(g, t, d)
-                kx = None if k is None or r.floor_us(g, t, d, call=0) is None else k - r.floor_us(g, t, d, call=0)
-                ox = None if o is None or r.floor_us(g, t, d, call=1) is None else o - r.floor_us(g, t, d, call=1)
-                w(f"| {g} | {t} | {DIRS[d]} | {fmt(dr)} | {fmt(k)} | {fmt(o)} | {fmt(ratio(o, k), 2)} | "
-                  f"{fmt(fl, 2)} | {fmt(ratio(o, fl), 2)} | {fmt(ratio(k, fl), 2)} | {fmt(kx)} | {fmt(ox)} |")
+    for g, t, d in configs():
+        dr, k, o = r.total("direct", g, t, d), r.total("kernel", g, t, d), r.total("ours", g, t, d)
+        fl = r.floor_us(g, t, d)
+        kx = None if k is None or r.floor_us(g, t, d, call=0) is None else k - r.floor_us(g, t, d, call=0)
+        ox = None if o is None or r.floor_us(g, t, d, call=1) is None else o - r.floor_us(g, t, d, call=1)
+        w(f"| {g} | {t} | {DIRS[d]} | {fmt(dr)} | {fmt(k)} | {fmt(o)} | {fmt(ratio(o, k), 2)} | "
+          f"{fmt(fl, 2)} | {fmt(ratio(o, fl), 2)} | {fmt(ratio(k, fl), 2)} | {fmt(kx)} | {fmt(ox)} |")
     w("")
     w("Xen PV dom0 (swiotlb-xen forced to bounce with `swiotlb=N,force` on the dom0 command line; "
       "floor measured in dom0).")
@@ -230,14 +236,12 @@ def write_md(r, path, png_name):
     w("| granule | threads | direction | kernel swiotlb-xen | xen_swiotlb_rs | ours/kernel | floor | ours/floor "
       "| kernel/floor |")
     w("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for g in GRANULES:
-        for t in THREADS:
-            for d in DIRS:
-                k, o = r.total("kernel-xen", g, t, d), r.total("ours-xen", g, t, d)
-                fl = r.floor_us(g, t, d, boot="xen")
-                os_ = fmt(o) if o is not None else ("not available" if ox else "n/a")
-                w(f"| {g} | {t} | {DIRS[d]} | {fmt(k)} | {os_} | {fmt(ratio(o, k), 2)} | {fmt(fl, 2)} | "
-                  f"{fmt(ratio(o, fl), 2)} | {fmt(ratio(k, fl), 2)} |")
+    for g, t, d in configs():
+        k, o = r.total("kernel-xen", g, t, d), r.total("ours-xen", g, t, d)
+        fl = r.floor_us(g, t, d, boot="xen")
+        os_ = fmt(o) if o is not None else ("not available" if ox else "n/a")
+        w(f"| {g} | {t} | {DIRS[d]} | {fmt(k)} | {os_} | {fmt(ratio(o, k), 2)} | {fmt(fl, 2)} | "
+          f"{fmt(ratio(o, fl), 2)} | {fmt(ratio(k, fl), 2)} |")
     if ox:
         w("")
         w(f"xen_swiotlb_rs under Xen PV: **not available ({ox})**. The machine-contiguous Xen pool is "
@@ -251,16 +255,14 @@ def write_md(r, path, png_name):
       "10 % of the memcpy floor at 16 and 64 pages.")
     w("")
     worse, better, far = [], [], []
-    for g in GRANULES:
-        for t in THREADS:
-            for d in DIRS:
-                q = ratio(r.total("ours", g, t, d), r.total("kernel", g, t, d))
-                f = ratio(r.total("ours", g, t, d), r.floor_us(g, t, d))
-                tag = f"{g}p/{t}t/{DIRS[d]}"
-                if q is not None:
-                    (worse if q > 1.0 else better).append((q, tag))
-                if g in (16, 64) and f is not None and f > 1.10:
-                    far.append((f, tag))
+    for g, t, d in configs():
+        q = ratio(r.total("ours", g, t, d), r.total("kernel", g, t, d))
+        f = ratio(r.total("ours", g, t, d), r.floor_us(g, t, d))
+        tag = f"{g}p/{t}t/{DIRS[d]}"
+        if q is not None:
+            (worse if q > 1.0 else better).append((q, tag))
+        if g in (16, 64) and f is not None and f > 1.10:
+            far.append((f, tag))
     w(f"- ours ≤ kernel in {len(better)} of {len(better) + len(worse)} configurations"
       + (f"; slower in {len(worse)}: " + ", ".join(f"{tag} ×{q:.2f}" for q, tag in sorted(worse, reverse=True))
          if worse else "") + ".")
@@ -286,14 +288,12 @@ def write_md(r, path, png_name):
     impls = [i for i in IMPL_NAMES if any(k[0] == i for k in r.dmb)]
     w("| granule | threads | direction | " + " | ".join(f"{IMPL_NAMES[i]} map / unmap" for i in impls) + " |")
     w("| ---: | ---: | --- | " + " | ".join("---:" for _ in impls) + " |")
-    for g in GRANULES:
-        for t in THREADS:
-            for d in DIRS:
-                cells = []
-                for i in impls:
-                    mm = r.med(i, g, t, d)
-                    cells.append("n/a" if mm is None else f"{mm[0]:.1f} / {mm[1]:.1f}")
-                w(f"| {g} | {t} | {DIRS[d]} | " + " | ".join(cells) + " |")
+    for g, t, d in configs():
+        cells = []
+        for i in impls:
+            mm = r.med(i, g, t, d)
+            cells.append("n/a" if mm is None else f"{mm[0]:.1f} / {mm[1]:.1f}")
+        w(f"| {g} | {t} | {DIRS[d]} | " + " | ".join(cells) + " |")
     w("")
 
     # --- memcpy floor
