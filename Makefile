@@ -4,6 +4,7 @@
 #   make setup        install the toolchain and build the cached test kernel
 #   make run [XEN=1]  boot a VM (or a Xen dom0) with the modules loaded and show what they report
 #   make check        every test lane: host, qemu, dom0, domU
+#   make bench        benchmark against the kernel's swiotlb (Documentation/bench.rst): bench/results.md
 #   make clean
 # KDIR defaults to the cached test kernel; point it at another configured 6.12 tree to build for it.
 # CLIPPY=1 and W=1 work as for any kernel build.
@@ -16,7 +17,7 @@ KRUST := RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc 
 	RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver BINDGEN=$(BINDGEN)
 export XENDMA_CACHE
 
-.PHONY: all modules setup kernel run check clean
+.PHONY: all modules setup kernel run check bench clean
 all: modules
 
 modules:
@@ -31,6 +32,9 @@ run:
 
 check:
 	scripts/check.sh
+
+bench:
+	scripts/bench.sh
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KRUST) clean

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xendma_bench: the user-space half of the benchmark driver (bench/kmod/xendma_bench.c), run in
+ * the guest by bench/guest/bench.sh. Prints one "key=value ..." line per measurement.
+ *
+ *   xendma_bench memcpy BYTES THREADS MS FLAGS  (1: cold, 2: out-of-line memcpy())
+ *   xendma_bench pressure BDF SLOTS PERCENT MS SEED
+ *   xendma_bench odp BDF MIB REPEATS
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kmod/xendma_bench.h"
+
+#define PAGE 4096UL
+/* Pages spread over the region for the invalidation-to-refault samples. */
+#define INVAL_SAMPLES 256
+
+static int fd;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "xendma_bench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void xioctl(unsigned long cmd, __u64 *a, const char *what)
+{
+	if (ioctl(fd, cmd, a) < 0)
+		die(what);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t median(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void parse_bdf(const char *s, __u64 *a)
+{
+	unsigned int dom, bus, dev, fn;
+
+	if (sscanf(s, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) != 4 || dev > 31 || fn > 7) {
+		fprintf(stderr, "xendma_bench: bad PCI name %s\n", s);
+		exit(2);
+	}
+	a[0] = dom;
+	a[1] = bus;
+	a[2] = dev << 3 | fn;
+}
+
+static int cmd_memcpy(char **argv)
+{
+	__u64 a[6] = { strtoull(argv[0], NULL, 0), strtoull(argv[1], NULL, 0),
+		       strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0) };
+
+	xioctl(XB_MEMCPY, a, "memcpy");
+	printf("memcpy bytes=%llu threads=%llu cold=%llu call=%llu copies=%llu ns=%.3f\n", a[0], a[1],
+	       a[3] & 1, (a[3] >> 1) & 1, a[4], a[5] / 1000.0);
+	return 0;
+}
+
+static int cmd_pressure(char **argv)
+{
+	__u64 a[13] = {};
+
+	parse_bdf(argv[0], a);
+	a[3] = strtoull(argv[1], NULL, 0);
+	a[4] = strtoull(argv[2], NULL, 0);
+	a[5] = strtoull(argv[3], NULL, 0);
+	a[6] = strtoull(argv[4], NULL, 0);
+	xioctl(XB_PRESSURE, a, "pressure");
+	printf("pressure slots=%llu pct=%llu attempts=%llu fails=%llu maps_per_s=%llu "
+	       "held_slots=%llu held=%llu fill_fails=%llu\n",
+	       a[3], a[4], a[7], a[8], a[9], a[10], a[11], a[12]);
+	return 0;
+}
+
+static void region(const __u64 *bdf, char *buf, size_t len, int odp)
+{
+	__u64 a[6] = { bdf[0], bdf[1], bdf[2], (uintptr_t)buf, len, odp };
+
+	xioctl(XB_REGION, a, "region");
+}
+
+/* Pages per second of faulting the whole region in chunks, median of the repeats. */
+static void fault_rate(const __u64 *bdf, char *buf, size_t len, int odp, size_t chunk, int reps)
+{
+	uint64_t ns[16];
+	int r;
+
+	for (r = 0; r < reps; r++) {
+		__u64 a[4] = { (uintptr_t)buf, len, chunk };
+		__u64 u[3] = { (uintptr_t)buf, len };
+
+		if (odp) {
+			xioctl(XB_ODP_UNMAP, u, "odp unmap");
+			xioctl(XB_ODP_FAULT, a, "odp fault");
+		} else {
+			xioctl(XB_GUP_PIN, a, "gup pin");
+			xioctl(XB_GUP_UNPIN, u, "gup unpin");
+		}
+		ns[r] = a[3];
+	}
+	printf("odp kind=%s chunk=%zu pages=%zu reps=%d pages_per_s=%.0f\n", odp ? "odp" : "gup",
+	       chunk, len / PAGE, reps, (double)(len / PAGE) * 1e9 / (double)median(ns, reps));
+	(void)bdf;
+}
+
+/*
+ * Invalidation to refault of single pages: MADV_DONTNEED of a page the device has mapped, then
+ * the device's fault of it. For GUP, what the pinned model must do instead: unpin and unmap the
+ * page, MADV_DONTNEED, pin and map the new page.
+ */
+static void inval_refault(char *buf, size_t len, int odp)
+{
+	static uint64_t inval[INVAL_SAMPLES], refault[INVAL_SAMPLES], total[INVAL_SAMPLES];
+	size_t stride = len / INVAL_SAMPLES;
+	int before = odp ? ioctl(fd, XB_ODP_INVALIDATIONS) : 0, i;
+
+	for (i = 0; i < INVAL_SAMPLES; i++) {
+		char *p = buf + i * stride;
+		__u64 f[4] = { (uintptr_t)p, PAGE, PAGE };
+		__u64 u[3] = { (uintptr_t)p, PAGE };
+		uint64_t t0, t1, t2;
+
+		t0 = now_ns();
+		if (!odp)
+			xioctl(XB_GUP_UNPIN, u, "gup unpin");
+		if (madvise(p, PAGE, MADV_DONTNEED))
+			die("madvise");
+		t1 = now_ns();
+		xioctl(odp ? XB_ODP_FAULT : XB_GUP_PIN, f, "refault");
+		t2 = now_ns();
+		inval[i] = t1 - t0;
+		refault[i] = t2 - t1;
+		total[i] = t2 - t0;
+	}
+	printf("odp_inval kind=%s samples=%d invalidate_us=%.2f refault_us=%.2f total_us=%.2f "
+	       "callbacks=%d\n", odp ? "odp" : "gup", INVAL_SAMPLES,
+	       median(inval, INVAL_SAMPLES) / 1000.0, median(refault, INVAL_SAMPLES) / 1000.0,
+	       median(total, INVAL_SAMPLES) / 1000.0,
+	       odp ? ioctl(fd, XB_ODP_INVALIDATIONS) - before : 0);
+}
+
+static int cmd_odp(char **argv)
+{
+	size_t len = strtoull(argv[1], NULL, 0) << 20, chunks[] = { PAGE, 16 * PAGE };
+	int reps = atoi(argv[2]), odp, c;
+	__u64 bdf[3];
+	char *buf;
+
+	parse_bdf(argv[0], bdf);
+	if (reps < 1 || reps > 16 || !len) {
+		fprintf(stderr, "xendma_bench: odp: bad arguments\n");
+		return 2;
+	}
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		die("mmap");
+	/* Base pages only, every one resident: the device reads data the CPU wrote. */
+	madvise(buf, len, MADV_NOHUGEPAGE);
+	memset(buf, 0x5a, len);
+	for (odp = 1; odp >= 0; odp--) {
+		__u64 all[4] = { (uintptr_t)buf, len, len };
+
+		region(bdf, buf, len, odp);
+		for (c = 0; c < 2; c++)
+			fault_rate(bdf, buf, len, odp, chunks[c], reps);
+		/* Everything mapped for the device, then single pages invalidated and refaulted. */
+		xioctl(odp ? XB_ODP_FAULT : XB_GUP_PIN, all, "map all");
+		inval_refault(buf, len, odp);
+		xioctl(XB_RELEASE, NULL, "release");
+	}
+	munmap(buf, len);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		goto usage;
+	fd = open(XENDMA_BENCH_DEV, O_RDWR);
+	if (fd < 0)
+		die(XENDMA_BENCH_DEV);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(argv[1], "memcpy") && argc == 6)
+		return cmd_memcpy(argv + 2);
+	if (!strcmp(argv[1], "pressure") && argc == 7)
+		return cmd_pressure(argv + 2);
+	if (!strcmp(argv[1], "odp") && argc == 5)
+		return cmd_odp(argv + 2);
+usage:
+	fprintf(stderr, "usage: xendma_bench memcpy BYTES THREADS MS FLAGS\n"
+			"       xendma_bench pressure BDF SLOTS PERCENT MS SEED\n"
+			"       xendma_bench odp BDF MIB REPEATS\n");
+	return 2;
+}
