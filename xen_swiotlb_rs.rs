@@ -128,7 +128,6 @@ enum Force {
 pub struct Engine {
     pool: BouncePool,
     map: P2m,
-    pv: bool,
     params: PoolParams,
     seg_order: u32,
     /// The address width the next exchange starts at (only grows, as in swiotlb-xen).
@@ -209,13 +208,13 @@ impl Engine {
             ffi::possible_cpus(),
             seg_bytes >> slots::DEFAULT_SLOT_SHIFT,
         )?;
-        let pv = matches!(Domain::current(), Domain::Pv { .. });
+        let map = P2m::current();
+        let pv = map.is_pv();
         let first_width = seg_order + kernel::page::PAGE_SHIFT as u32;
         let e = Arc::pin_init(
             pin_init!(Self {
                 pool,
-                map: P2m::current(),
-                pv,
+                map,
                 params: PoolParams { max_bytes, ..params },
                 seg_order,
                 bits: AtomicU32::new(first_width),
@@ -307,7 +306,7 @@ impl Engine {
     /// page allocator below the limit.
     fn chunk(&self, order: u32, gfp: Gfp) -> Result<ChunkMem> {
         let bits = self.params.dma_bits;
-        if self.pv {
+        if self.map.is_pv() {
             let pages = Pages::alloc_gfp(order, Zone::Any, gfp)?;
             let mut width = self.bits.load(Ordering::Relaxed);
             let r = ChunkMem::exchanged(pages, self.seg_order, &mut width, bits, gfp);
@@ -362,17 +361,17 @@ impl Engine {
     fn grow(&self, want: usize, gfp: Gfp) -> usize {
         let seg = dma_api::PAGE_SIZE << self.seg_order;
         let max = self.params.max_bytes;
+        let mut claimed = 0;
         let claim = self
             .committed
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
                 let room = max.saturating_sub(c) / seg * seg;
-                let n = want.div_ceil(seg).saturating_mul(seg).min(room);
-                (n > 0).then_some(c + n)
-            })
-            .map(|c| (want.div_ceil(seg) * seg).min(max.saturating_sub(c) / seg * seg));
-        let Ok(claimed) = claim else {
+                claimed = want.div_ceil(seg).saturating_mul(seg).min(room);
+                (claimed > 0).then_some(c + claimed)
+            });
+        if claim.is_err() {
             return 0;
-        };
+        }
         let (added, _) = self.fill(claimed, gfp);
         if added < claimed {
             self.committed.fetch_sub(claimed - added, Ordering::AcqRel);
@@ -608,7 +607,7 @@ impl DmaOps for Attached {
         let mask = dma_ops::coherent_mask(dev);
         // Under Xen PV the guest's zones say nothing about machine addresses: take any pages
         // and exchange them if they do not fit.
-        let zones: &[Zone] = if e.pv || mask >= dma_bit_mask(32) {
+        let zones: &[Zone] = if e.map.is_pv() || mask >= dma_bit_mask(32) {
             &[Zone::Any, Zone::Dma32, Zone::Dma]
         } else if mask >= dma_bit_mask(24) {
             &[Zone::Dma32, Zone::Dma]
@@ -631,7 +630,9 @@ impl DmaOps for Attached {
                     self.mappings.fetch_add(1, Ordering::Relaxed);
                     return Some((pages, dma));
                 }
-                Some(policy::CoherentDecision::MakeContiguous { address_bits, .. }) if e.pv => {
+                Some(policy::CoherentDecision::MakeContiguous { address_bits, .. })
+                    if e.map.is_pv() =>
+                {
                     let order = pages.order();
                     return match xen_frames::make_contiguous(pages, 0, order, address_bits, gfp) {
                         Ok((pages, mfn)) => {
@@ -653,7 +654,7 @@ impl DmaOps for Attached {
         if !self.put_mapping() {
             self.engine.unknown(dev, "free", dma, pages.len());
         }
-        if self.engine.pv && xen_frames::test_clear_remapped(&pages) {
+        if self.engine.map.is_pv() && xen_frames::test_clear_remapped(&pages) {
             self.exchanged.fetch_sub(1, Ordering::Relaxed);
             let order = pages.order();
             // On failure the contiguous frames stay with the pages (or the pages are leaked
@@ -684,7 +685,7 @@ impl DmaOps for Attached {
     fn required_mask(&self, _dev: &Device) -> u64 {
         // Under Xen PV a guest frame may be backed by any machine frame of the host.
         let end = match xen_frames::max_ram_page() {
-            Some(mfn) if self.engine.pv => ((mfn + 1) << xlate::XEN_PAGE_SHIFT) - 1,
+            Some(mfn) if self.engine.map.is_pv() => ((mfn + 1) << xlate::XEN_PAGE_SHIFT) - 1,
             _ => ffi::ram_end(),
         };
         dma_bit_mask(fls64(end))

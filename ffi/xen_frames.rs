@@ -27,6 +27,11 @@ impl P2m {
             pv: matches!(Domain::current(), Domain::Pv { .. }),
         }
     }
+
+    /// True in a PV domain, where guest frames are not machine frames.
+    pub fn is_pv(&self) -> bool {
+        self.pv
+    }
 }
 
 /// `INVALID_P2M_ENTRY` and the "no such frame" answer of `mfn_to_pfn`.

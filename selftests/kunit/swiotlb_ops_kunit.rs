@@ -379,12 +379,7 @@ fn exchange_failures(t: &Test) {
         return;
     };
     let pfn = p.phys() >> 12;
-    let mfns0: KVec<_> = (0..64)
-        .filter_map(|i| e_bfn(pfn + i))
-        .fold(KVec::new(), |mut v, m| {
-            let _ = v.push(m, GFP_KERNEL);
-            v
-        });
+    let mfns0 = frames_of(pfn);
     fill(&mut p, 7);
     let p = match xen_frames::make_contiguous(p, 0, 6, 18, Gfp::KERNEL) {
         Ok((p, mfn)) => {
@@ -405,13 +400,8 @@ fn exchange_failures(t: &Test) {
             p
         }
     };
-    let mfns1: KVec<_> = (0..64)
-        .filter_map(|i| e_bfn(pfn + i))
-        .fold(KVec::new(), |mut v, m| {
-            let _ = v.push(m, GFP_KERNEL);
-            v
-        });
-    expect_eq!(t, &mfns0[..], &mfns1[..]);
+    let mfns1 = frames_of(pfn);
+    expect_eq!(t, mfns0, mfns1);
     let mut p = p;
     fill(&mut p, 8);
     expect_eq!(t, first_mismatch(&p, 8), None);
@@ -424,8 +414,10 @@ fn exchange_failures(t: &Test) {
     expect!(t, f.pages.is_some());
 }
 
-fn e_bfn(pfn: u64) -> Option<u64> {
-    P2m::current().pfn_to_bfn(pfn)
+/// The machine frames behind the 64 guest frames from `pfn`.
+fn frames_of(pfn: u64) -> [Option<u64>; 64] {
+    let map = P2m::current();
+    core::array::from_fn(|i| map.pfn_to_bfn(pfn + i as u64))
 }
 
 /// Buffers the edu cannot reach are bounced, buffers it reaches are mapped directly (under Xen PV
