@@ -361,13 +361,16 @@ impl Engine {
     fn grow(&self, want: usize, gfp: Gfp) -> usize {
         let seg = dma_api::PAGE_SIZE << self.seg_order;
         let max = self.params.max_bytes;
+        // Whole segments: `want` rounded up, the room left rounded down (no panicking arithmetic).
+        let segs = |bytes: usize| bytes.checked_div(seg).unwrap_or(0);
         let mut claimed = 0;
         let claim = self
             .committed
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                let room = max.saturating_sub(c) / seg * seg;
-                claimed = want.div_ceil(seg).saturating_mul(seg).min(room);
-                (claimed > 0).then_some(c + claimed)
+                let n = segs(want.saturating_add(seg.saturating_sub(1)))
+                    .min(segs(max.saturating_sub(c)));
+                claimed = n.saturating_mul(seg);
+                (claimed > 0).then_some(c.saturating_add(claimed))
             });
         if claim.is_err() {
             return 0;
