@@ -497,11 +497,6 @@ impl Engine {
             );
         }
     }
-
-    fn limits(dev: &Device) -> DmaLimits {
-        let (mask, bus_limit) = dma_ops::dma_limits(dev);
-        DmaLimits::new(mask).with_bus_limit(bus_limit)
-    }
 }
 
 /// A device on our ops: its pool and its own counters.
@@ -541,15 +536,25 @@ impl Attached {
 impl DmaOps for Attached {
     fn map_page(&self, dev: &Device, buf: CallerBuf, _dir: Direction, attrs: Attrs) -> Option<u64> {
         let e = &*self.engine;
-        let limits = Engine::limits(dev);
+        let params = dma_ops::dma_params(dev);
+        let limits = DmaLimits::new(params.mask).with_bus_limit(params.bus_limit);
         let quiet = attrs.contains(Attrs::NO_WARN);
-        match policy::decide_map(&e.map, &limits, buf.phys(), buf.len(), e.forced(), false) {
+        // Forced: everything is bounced, no need to look at the buffer's frames.
+        let decision = if e.forced() {
+            MapDecision::Bounce(policy::BounceReasons {
+                forced: true,
+                ..Default::default()
+            })
+        } else {
+            policy::decide_map(&e.map, &limits, buf.phys(), buf.len(), false, false)
+        };
+        match decision {
             MapDecision::Direct(bus) => {
                 self.mappings.fetch_add(1, Ordering::Relaxed);
                 Some(bus)
             }
             MapDecision::Bounce(_) => {
-                let (min_align, boundary) = dma_ops::align_masks(dev);
+                let (min_align, boundary) = (params.min_align_mask, params.seg_boundary);
                 let mut result = e.pool.map(&buf, min_align, boundary);
                 // Full: grow by a segment right here (no sleeping), then try once more.
                 if result == Err(MapError::NoSpace) && e.can_grow() {

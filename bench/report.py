@@ -171,7 +171,9 @@ def write_md(r, path, png_name):
     w(f"| guest kernel | {guest.get('kernel', '?')} (Debian linux-source-6.12 {m.get('kernel_pkg', '?')}), "
       f"{guest.get('cpus', '?')} vCPUs; config: tinyconfig + `kconfig/*.config` + "
       f"`kconfig/bench/production.config` (no DMA-API debug, lockdep, atomic-sleep debug, kmemleak, "
-      f"SLUB debug, sched debug), .config sha256 {m.get('kernel_config_sha', '?')} |")
+      f"SLUB debug, sched debug; {m.get('kernel_opt', '?')} as Debian's kernels), .config sha256 "
+      f"{m.get('kernel_config_sha', '?')}; the kernel's `swiotlb_bounce()` copies with "
+      f"{m.get('swiotlb_copy', '?')} |")
     w(f"| runs | dma_map_benchmark `-s {m.get('seconds', '?')}` per run, {m.get('repeats', '?')} repeats, "
       "median reported |")
     swl = r.info.get("kernel", {}).get("swiotlb_nslabs", "?")
@@ -208,13 +210,15 @@ def write_md(r, path, png_name):
     w("")
 
     # --- main table
+    kcopy = m.get("swiotlb_copy", "GCC's inline expansion of `memcpy()`")
     w("## Map + unmap latency (dma_map_benchmark, µs, median of the repeats)")
     w("")
     w("Plain QEMU. `floor` = the copies a bounce must make (2 for bidirectional and from-device, "
       "1 for to-device) × the measured memcpy of the granule (hot buffers, same thread count, the "
       "faster of the two copy routines below). Ratios below 1 mean ours is faster. The last two "
       "columns subtract from each implementation its copies at the speed of the copy routine it "
-      "actually runs (kernel: GCC's inline `rep movsb`; ours: the kernel's `memcpy()`), leaving the "
+      f"actually runs (kernel: {kcopy}, the `inline` column; ours: the kernel's `memcpy()`, the `call` "
+      "column), leaving the "
       "allocator and bookkeeping cost (negative: the pool copy ran faster than the hot-buffer "
       "measurement, within noise).")
     w("")
@@ -273,7 +277,7 @@ def write_md(r, path, png_name):
       + (": " + ", ".join(f"{tag} ×{f:.2f}" for f, tag in sorted(far, reverse=True)) if far else "") + ".")
     inl = r.floor.get((64 * 4096, 1, 0, 0, "direct"))
     cal = r.floor.get((64 * 4096, 1, 0, 1, "direct"))
-    if inl and cal:
+    if inl and cal and "rep movsb" in m.get("swiotlb_copy", "rep movsb"):
         w(f"- The copy routine matters more than the allocator here: a 256 KiB copy takes {inl / 1000:.0f} µs "
           f"with GCC's inline `rep movsb` (the kernel's `swiotlb_bounce`) and {cal / 1000:.0f} µs with the "
           f"kernel's `memcpy()` (ours), ×{inl / cal:.1f}, because TCG emulates `rep movsb` byte by byte "
@@ -300,8 +304,9 @@ def write_md(r, path, png_name):
     passes = max((len(v) for v in r.floor_runs.values()), default=0)
     w(f"## The memcpy floor (ns per copy, in-kernel, median of {passes} pass(es) per point)")
     w("")
-    w("`inline`: `memcpy()` as GCC expands it in C (`rep movsb` here), which is what the kernel's "
-      "`swiotlb_bounce()` runs; `call`: the kernel's out-of-line `memcpy()` (`memcpy_orig`, an "
+    w("`inline`: `memcpy()` as GCC compiles it in C in this build "
+      f"({m.get('floor_inline_copy', '?')}), which is what the kernel's `swiotlb_bounce()` runs "
+      f"({m.get('swiotlb_copy', '?')}); `call`: the kernel's out-of-line `memcpy()` (`memcpy_orig`, an "
       "unrolled 8-byte loop, unless the CPU has FSRM), which Rust's `copy_nonoverlapping` in "
       "xen_swiotlb_rs calls. `hot`: the same source and destination each time; `cold`: destinations "
       "rotating through 32 MiB of linear-map memory, as a pool whose slots rotate. With 2 threads "

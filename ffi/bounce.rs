@@ -26,13 +26,26 @@ use kernel::prelude::*;
 /// Slot metadata of one area, behind its lock.
 type AreaLock = Pin<KBox<IrqSpinLock<Area<KVec<Slot>>>>>;
 
+/// Copies back of at most this many bytes are made with the area still locked, in the same
+/// critical section as the free (one lock instead of two); longer ones between a lookup and the
+/// free, so that no area stays locked (interrupts off) for a long copy.
+const COPY_UNDER_LOCK: usize = kernel::page::PAGE_SIZE;
+
 /// One contiguous chunk of the pool and its slot geometry.
+///
+/// # Invariants
+///
+/// `phys`, `len` and `virt` are the physical address, the length and the kernel virtual address
+/// of `mem`'s pages.
 struct Chunk {
     mem: ChunkMem,
     pool: Pool,
     areas: KVec<AreaLock>,
     /// Bus address of the chunk's highest byte.
     last_bus: u64,
+    phys: u64,
+    len: u64,
+    virt: *mut u8,
 }
 
 /// A bounce pool made of chunks of contiguous pages, to which chunks can be added while it is
@@ -143,13 +156,18 @@ impl BouncePool {
             })
             .max()
             .unwrap_or(u64::MAX);
-        // INVARIANT: the pool's slots are the chunk's bytes, from its first one.
+        let (phys, len, virt) = (pages.phys(), pages.len() as u64, pages.virt());
+        // INVARIANT: the pool's slots are the chunk's bytes, from its first one; `phys`, `len`
+        // and `virt` were read from its pages.
         let chunk = KBox::new(
             Chunk {
                 mem,
                 pool,
                 areas,
                 last_bus,
+                phys,
+                len,
+                virt,
             },
             flags,
         )?;
@@ -200,8 +218,8 @@ impl BouncePool {
 
     /// Physical address range of chunk `i`: first and last byte.
     pub fn chunk_range(&self, i: usize) -> Option<(u64, u64)> {
-        let p = self.chunk(i)?.mem.pages();
-        Some((p.phys(), p.phys() + p.len() as u64 - 1))
+        let c = self.chunk(i)?;
+        Some((c.phys, c.phys + c.len - 1))
     }
 
     /// The segments of chunk `i` that were exchanged with Xen (empty outside a PV domain).
@@ -239,13 +257,14 @@ impl BouncePool {
     /// Kernel virtual address of pool byte `addr` (`len` bytes from it must be in the same
     /// chunk).
     fn pool_ptr(&self, addr: u64, len: usize) -> Option<*mut u8> {
-        let mem = self
-            .iter()
-            .map(|c| c.mem.pages())
-            .find(|m| addr >= m.phys() && addr - m.phys() + len as u64 <= m.len() as u64)?;
-        let off = usize::try_from(addr - mem.phys()).ok()?;
+        let c = self.iter().find(|c| {
+            addr.checked_sub(c.phys)
+                .and_then(|off| off.checked_add(len as u64))
+                .is_some_and(|end| end <= c.len)
+        })?;
+        let off = usize::try_from(addr - c.phys).ok()?;
         // The offset is inside the chunk (checked above).
-        Some(mem.virt().wrapping_add(off))
+        Some(c.virt.wrapping_add(off))
     }
 
     /// Copies `len` bytes between a mapping's bounce slots at `bounce` and its original memory
@@ -261,7 +280,8 @@ impl BouncePool {
         } else {
             (orig.cast_const(), pool)
         };
-        // SAFETY: `pool` is `len` bytes of a chunk we own (`pool_ptr` checked the range); the
+        // SAFETY: `pool` is `len` bytes of a chunk we own (`pool_ptr` checked the range against
+        // the chunk's `phys` and `len`, and `virt` maps them: `Chunk`'s invariant); the
         // original bytes are lent to the live mapping and cover `len` bytes (type invariant: the
         // allocator returned a range inside the mapping). The two never overlap: the pool's
         // pages are never lent by a caller.
@@ -292,6 +312,16 @@ impl BouncePool {
     /// buffer back if `copy_back`. The allocator refuses (and nothing is copied) unless `addr`
     /// and `size` are exactly a live mapping's.
     pub fn unmap(&self, addr: u64, size: usize, copy_back: bool) -> Result<Released, UnmapError> {
+        if !copy_back {
+            return slots::unmap(self, addr, size);
+        }
+        if size <= COPY_UNDER_LOCK {
+            // One critical section: the allocator calls back only for an exact live mapping.
+            return slots::unmap_with(self, addr, size, |r| {
+                self.copy(r.bounce, r.orig, r.len, true);
+                self.stats.add_bounced(r.len as u64);
+            });
+        }
         let r = slots::lookup(self, addr, size)?;
         // The allocator frees only an exact mapping (start and size); copy only for such one.
         let exact = r.bounce == addr && r.len == size && !r.truncated && r.offset_in_mapping == 0;

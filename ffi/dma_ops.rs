@@ -91,14 +91,33 @@ fn raw(dev: &Device) -> *mut ffi::device {
     (dev as *const Device).cast_mut().cast()
 }
 
-/// The addressing limits the device has set: streaming mask and bus limit.
-pub fn dma_limits(dev: &Device) -> (u64, u64) {
-    // SAFETY: `dev` is a valid device.
-    unsafe {
-        (
-            ffi::xendma_dev_dma_mask(raw(dev)),
-            ffi::xendma_dev_bus_dma_limit(raw(dev)),
-        )
+/// What a streaming mapping needs to know of a device.
+pub struct DmaParams {
+    /// The streaming DMA mask (0 if the device has none).
+    pub mask: u64,
+    /// The bus's limit (0: none).
+    pub bus_limit: u64,
+    /// `dma_get_min_align_mask`.
+    pub min_align_mask: u64,
+    /// `dma_get_seg_boundary`.
+    pub seg_boundary: u64,
+}
+
+/// The device's streaming DMA parameters, read in one call (the map path).
+pub fn dma_params(dev: &Device) -> DmaParams {
+    let mut p = ffi::xendma_dma_params {
+        dma_mask: 0,
+        bus_dma_limit: 0,
+        min_align_mask: 0,
+        seg_boundary: 0,
+    };
+    // SAFETY: `dev` is a valid device; `p` is a writable struct of the type the helper fills.
+    unsafe { ffi::xendma_dev_dma_params(raw(dev), &mut p) };
+    DmaParams {
+        mask: p.dma_mask,
+        bus_limit: p.bus_dma_limit,
+        min_align_mask: p.min_align_mask,
+        seg_boundary: p.seg_boundary,
     }
 }
 

@@ -43,16 +43,6 @@ bool xendma_dev_has_driver(struct device *dev)
 	return READ_ONCE(dev->driver) != NULL;
 }
 
-u64 xendma_dev_dma_mask(struct device *dev)
-{
-	return dev->dma_mask ? *dev->dma_mask : 0;
-}
-
-u64 xendma_dev_bus_dma_limit(struct device *dev)
-{
-	return dev->bus_dma_limit;
-}
-
 unsigned int xendma_dev_min_align_mask(struct device *dev)
 {
 	return dma_get_min_align_mask(dev);
@@ -61,6 +51,14 @@ unsigned int xendma_dev_min_align_mask(struct device *dev)
 unsigned long xendma_dev_seg_boundary(struct device *dev)
 {
 	return dma_get_seg_boundary(dev);
+}
+
+void xendma_dev_dma_params(struct device *dev, struct xendma_dma_params *p)
+{
+	p->dma_mask = dev->dma_mask ? *dev->dma_mask : 0;
+	p->bus_dma_limit = dev->bus_dma_limit;
+	p->min_align_mask = dma_get_min_align_mask(dev);
+	p->seg_boundary = dma_get_seg_boundary(dev);
 }
 
 const char *xendma_dev_name(struct device *dev)

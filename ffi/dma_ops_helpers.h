@@ -23,10 +23,18 @@ struct vm_area_struct;
 const struct dma_map_ops *xendma_dev_dma_ops(struct device *dev);
 void xendma_dev_set_dma_ops(struct device *dev, const struct dma_map_ops *ops);
 bool xendma_dev_has_driver(struct device *dev);
-u64 xendma_dev_dma_mask(struct device *dev);
-u64 xendma_dev_bus_dma_limit(struct device *dev);
 unsigned int xendma_dev_min_align_mask(struct device *dev);
 unsigned long xendma_dev_seg_boundary(struct device *dev);
+
+/* What a streaming mapping needs to know of a device, read in one call (the map path). */
+struct xendma_dma_params {
+	u64 dma_mask;
+	u64 bus_dma_limit;
+	u64 min_align_mask;
+	u64 seg_boundary;
+};
+
+void xendma_dev_dma_params(struct device *dev, struct xendma_dma_params *p);
 const char *xendma_dev_name(struct device *dev);
 const char *xendma_dev_driver_name(struct device *dev);
 struct device *xendma_pci_find(const char *name);

@@ -722,6 +722,9 @@ pub struct Pool {
     nareas: usize,
     seg_q: usize,
     seg_r: usize,
+    /// `log2` of the slots per area when all areas hold the same power of two of them (the
+    /// usual layout): finds a slot's area with a shift instead of divisions.
+    area_shift: Option<u32>,
 }
 
 impl Pool {
@@ -757,6 +760,12 @@ impl Pool {
             .checked_next_power_of_two()
             .unwrap_or(usize::MAX);
         let nareas = want.min(nsegs).max(1);
+        let (seg_q, seg_r) = (nsegs / nareas, nsegs % nareas);
+        let area_slots = seg_q.checked_mul(cfg.segment_slots);
+        let area_shift = area_slots
+            .filter(|n| seg_r == 0 && n.is_power_of_two())
+            .filter(|n| n.checked_mul(nareas) == Some(cfg.nslabs))
+            .map(|n| n.trailing_zeros());
         Ok(Self {
             geo: Geometry {
                 base: cfg.base,
@@ -767,8 +776,9 @@ impl Pool {
             },
             nsegs,
             nareas,
-            seg_q: nsegs / nareas,
-            seg_r: nsegs % nareas,
+            seg_q,
+            seg_r,
+            area_shift,
         })
     }
 
@@ -841,6 +851,10 @@ impl Pool {
     fn area_of_slot(&self, idx: usize) -> Option<usize> {
         if idx >= self.geo.nslabs {
             return None;
+        }
+        if let Some(shift) = self.area_shift {
+            // Every area holds the same power-of-two number of slots.
+            return Some(idx >> shift).filter(|&a| a < self.nareas);
         }
         // Checked divisions: no panic path for the kernel build (the divisors are never zero).
         let seg = idx.checked_div(self.geo.seg)?;
@@ -959,7 +973,8 @@ impl Pool {
             .ok_or(MapError::TooLarge)?;
         let bytes = u64::from(size)
             .checked_add(offset_full)
-            .and_then(|b| b.checked_next_multiple_of(unit))
+            // `unit` is a power of two (a low mask plus one).
+            .and_then(|b| Some(b.checked_add(unit - 1)? & !(unit - 1)))
             .ok_or(MapError::TooLarge)?;
         let nslots =
             usize::try_from(bytes.div_ceil(geo.slot_size())).map_err(|_| MapError::TooLarge)?;
@@ -1163,7 +1178,12 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
     /// Local bounds `[start, end)` of the segment holding local slot `i`.
     fn seg_bounds(&self, i: usize) -> (usize, usize) {
         // Checked: no division panic path in the kernel build (`seg` is never zero).
-        let start = i - i.checked_rem(self.geo.seg).unwrap_or(0);
+        let seg = self.geo.seg;
+        let start = if seg.is_power_of_two() {
+            i & !(seg - 1)
+        } else {
+            i - i.checked_rem(seg).unwrap_or(0)
+        };
         let end = start.saturating_add(self.geo.seg).min(self.slots.len());
         (start, end)
     }
@@ -1197,8 +1217,10 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             };
             let s = base_slot.checked_add(to_u64(c))?;
             let e = s.checked_add(to_u64(plan.nslots) - 1)?;
-            let first_period = s.checked_div(period)?;
-            if Some(first_period) == e.checked_div(period) {
+            // The period is a power of two (a low mask plus one).
+            let shift = period.trailing_zeros();
+            let first_period = s >> shift;
+            if first_period == e >> shift {
                 return Some(c);
             }
             // Move to the next boundary and align again.
@@ -1402,6 +1424,22 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
     /// address inside a mapping, another size) is refused and leaves the
     /// area untouched.
     pub fn release(&mut self, addr: u64, size: usize) -> Result<Released, UnmapError> {
+        self.release_with(addr, size, |_| {})
+    }
+
+    /// [`Area::release`], calling `before_free` with the whole mapping's range once the
+    /// request is known to be exactly a live mapping, before its slots are freed: the caller
+    /// copies the bounce buffer back there, with the area still locked. Nothing is called for
+    /// a refused request.
+    pub fn release_with<F>(
+        &mut self,
+        addr: u64,
+        size: usize,
+        before_free: F,
+    ) -> Result<Released, UnmapError>
+    where
+        F: FnOnce(&SyncRange),
+    {
         let local = self.local_of(addr).ok_or(UnmapError::NotBounceAddress)?;
         let s = *self.slot(local)?;
         match s.kind {
@@ -1435,6 +1473,13 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
                 return Err(UnmapError::Corrupted);
             }
         }
+        before_free(&SyncRange {
+            orig: s.orig,
+            bounce: addr,
+            len: mapped,
+            truncated: false,
+            offset_in_mapping: 0,
+        });
         let mut count: u16 = match self.slots.get(end) {
             Some(next) if end < se && next.kind == Kind::Free => next.run,
             _ => 0,
@@ -1630,7 +1675,11 @@ pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<Mapping,
         };
         fits_somewhere = true;
         let nareas = pool.area_count();
-        let start = cpu.checked_rem(nareas).unwrap_or(0);
+        let start = if nareas.is_power_of_two() {
+            cpu & (nareas - 1)
+        } else {
+            cpu.checked_rem(nareas).unwrap_or(0)
+        };
         for k in 0..nareas {
             let a = if start + k >= nareas {
                 start + k - nareas
@@ -1697,9 +1746,23 @@ pub fn lookup<P: PoolSet>(set: &P, addr: u64, size: usize) -> Result<SyncRange, 
 /// (upstream `swiotlb_release_slots`, with every misuse detected and
 /// refused instead of corrupting the pool).
 pub fn unmap<P: PoolSet>(set: &P, addr: u64, size: usize) -> Result<Released, UnmapError> {
+    unmap_with(set, addr, size, |_| {})
+}
+
+/// [`unmap`] with one area lock for the copy-back and the free: `before_free` is called with
+/// the mapping's range while its area is locked, after the request was found to be exactly a
+/// live mapping and before its slots can be reused ([`Area::release_with`]). Meant for small
+/// copies; a long copy would hold the area lock for its whole length, so the caller should
+/// copy larger mappings between [`lookup`] and [`unmap`] instead.
+pub fn unmap_with<P: PoolSet, F: FnOnce(&SyncRange)>(
+    set: &P,
+    addr: u64,
+    size: usize,
+    before_free: F,
+) -> Result<Released, UnmapError> {
     let (p, a) = locate(set, addr).ok_or(UnmapError::NotBounceAddress)?;
     let released = set
-        .with_area(p, a, |area| area.release(addr, size))
+        .with_area(p, a, |area| area.release_with(addr, size, before_free))
         .ok_or(UnmapError::MissingArea)??;
     set.stats().record_free(released.nslots);
     Ok(released)
@@ -1789,6 +1852,62 @@ mod tests {
         let small = Pool::new(&PoolConfig::new(0, 300).with_cpus(64)).unwrap();
         assert_eq!(small.area_count(), 3);
         assert_eq!(small.area_slots(2), Some(44));
+    }
+
+    #[test]
+    fn area_of_shift_matches_divisions() {
+        // Uniform power-of-two areas take the shift; the others the divisions.
+        for (nslabs, cpus, seg) in [
+            (2048, 2, 128),
+            (4096, 4, 256),
+            (1280, 5, 128),
+            (300, 64, 128),
+        ] {
+            let pool = Pool::new(
+                &PoolConfig::new(0, nslabs)
+                    .with_cpus(cpus)
+                    .with_segment_slots(seg),
+            )
+            .unwrap();
+            assert_eq!(pool.area_shift.is_some(), nslabs != 1280 && nslabs != 300);
+            for idx in 0..nslabs {
+                let a = pool.area_of_slot(idx).unwrap();
+                let f = pool.area_first_slot(a).unwrap();
+                assert!(
+                    idx >= f && idx < f + pool.area_slots(a).unwrap(),
+                    "{nslabs} {idx}"
+                );
+            }
+            assert_eq!(pool.area_of_slot(nslabs), None);
+        }
+    }
+
+    #[test]
+    fn release_with_sees_exact_mappings_only() {
+        let (pool, mut area) = area_for(PoolConfig::new(0x4000_0000, 128));
+        let b = alloc(&pool, &mut area, MapRequest::new(0x1234_5000, 5000)).unwrap();
+        let mut seen = Vec::new();
+        // Wrong size, inside the mapping: refused, nothing called.
+        let r = area.release_with(b.addr, 4999, |r| seen.push(*r));
+        assert!(matches!(r, Err(UnmapError::SizeMismatch { .. })));
+        let r = area.release_with(b.addr + 2048, 2952, |r| seen.push(*r));
+        assert_eq!(r, Err(UnmapError::NotMappingStart));
+        assert!(seen.is_empty());
+        let r = area.release_with(b.addr, 5000, |r| seen.push(*r)).unwrap();
+        assert_eq!(r.orig, 0x1234_5000);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (seen[0].orig, seen[0].bounce, seen[0].len),
+            (0x1234_5000, b.addr, 5000)
+        );
+        assert!(!seen[0].truncated && seen[0].offset_in_mapping == 0);
+        // Freed: a second release is refused without a call.
+        assert_eq!(
+            area.release_with(b.addr, 5000, |r| seen.push(*r)),
+            Err(UnmapError::NotMapped)
+        );
+        assert_eq!(seen.len(), 1);
+        assert_eq!(area.used_slots(), 0);
     }
 
     #[test]

@@ -130,6 +130,12 @@ total_s=$(( $(date +%s) - start ))
     echo "xen=$(dpkg-deb -f "$XENDMA_CACHE"/xen-debs/xen-hypervisor-4.17-amd64_*.deb Version 2>/dev/null || echo unknown)"
     echo "kernel_pkg=$(dpkg-query -W -f='${Version}' linux-source-6.12)"
     echo "kernel_config_sha=$(sha256sum "$KSRC/.config" | cut -c1-16)"
+    echo "kernel_opt=$(grep -q '^CONFIG_CC_OPTIMIZE_FOR_SIZE=y' "$KSRC/.config" && echo -Os || echo -O2)"
+    # How the kernel's swiotlb_bounce() and the floor's "inline" memcpy() were compiled: GCC expands
+    # memcpy() of unknown size into "rep movsb" at -Os and calls memcpy() at -O2.
+    copy_of() { if objdump -d "$1" | grep -q 'rep movsb'; then echo "inline rep movsb"; else echo "memcpy() call"; fi; }
+    echo "swiotlb_copy=$(copy_of "$KSRC/kernel/dma/swiotlb.o")"
+    echo "floor_inline_copy=$(copy_of "$kmod/xendma_bench.o")"
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "seconds=$secs"
     echo "repeats=$reps"
