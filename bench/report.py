@@ -275,6 +275,19 @@ def write_md(r, path, png_name):
         w(f"- best ours/kernel: ×{best[0]:.2f} ({best[1]}).")
     w(f"- ours more than 10 % above the floor at 16/64 pages in {len(far)} configurations"
       + (": " + ", ".join(f"{tag} ×{f:.2f}" for f, tag in sorted(far, reverse=True)) if far else "") + ".")
+    kf = [q for g, t, d in configs() if g in (16, 64)
+          for q in [ratio(r.total("kernel", g, t, d), r.floor_us(g, t, d))] if q is not None]
+    if kf:
+        w(f"- For scale, the kernel's own swiotlb is ×{min(kf):.2f} to ×{max(kf):.2f} the same floor at "
+          "16 and 64 pages: the floor copies hot buffers back to back, a bounce copies into pool memory "
+          "between other work.")
+    xq = [(q, f"{g}p/{t}t/{DIRS[d]}") for g, t, d in configs()
+          for q in [ratio(r.total("ours-xen", g, t, d), r.total("kernel-xen", g, t, d))] if q is not None]
+    if xq:
+        xw = sorted((x for x in xq if x[0] > 1.0), reverse=True)
+        w(f"- Xen dom0: ours ≤ swiotlb-xen in {len(xq) - len(xw)} of {len(xq)} configurations"
+          + (f"; slower in {len(xw)}: " + ", ".join(f"{tag} ×{q:.2f}" for q, tag in xw) if xw else "")
+          + f" (ours/swiotlb-xen ×{min(xq)[0]:.2f} to ×{max(xq)[0]:.2f}).")
     inl = r.floor.get((64 * 4096, 1, 0, 0, "direct"))
     cal = r.floor.get((64 * 4096, 1, 0, 1, "direct"))
     if inl and cal and "rep movsb" in m.get("swiotlb_copy", "rep movsb"):

@@ -1291,29 +1291,37 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         if first.kind != Kind::Free || usize::from(first.run) < n || end > se {
             return Err(Corrupt);
         }
-        let pad = plan.pad;
         let n16 = slot_u16(n)?;
-        let pad16 = slot_u16(pad)?;
-        for k in 0..n {
-            let k16 = slot_u16(k)?;
-            let s = self.slot_mut(c + k)?;
-            s.run = n16 - k16;
-            s.orig = 0;
-            s.size = 0;
-            s.offset = 0;
-            if k < pad {
+        let pad16 = slot_u16(plan.pad)?;
+        if pad16 >= n16 {
+            return Err(Corrupt);
+        }
+        // Only the head describes the mapping; padding and body slots carry their kind, run and
+        // link (what is left in their other fields is never read).
+        let block = self.slots.get_mut(c..end).ok_or(Corrupt)?;
+        let mut k16 = 0u16;
+        for s in block.iter_mut() {
+            // `k16 < n16` here, and each subtraction is of the smaller value: none wraps.
+            s.run = n16.wrapping_sub(k16);
+            if k16 < pad16 {
                 s.kind = Kind::Pad;
-                s.link = pad16 - k16;
-            } else if k == pad {
-                s.kind = Kind::Head;
-                s.link = pad16;
-                s.orig = plan.orig;
-                s.size = plan.size;
-                s.offset = plan.offset;
+                s.link = pad16.wrapping_sub(k16);
+            } else if k16 == pad16 {
+                *s = Slot {
+                    orig: plan.orig,
+                    size: plan.size,
+                    run: n16.wrapping_sub(k16),
+                    link: pad16,
+                    offset: plan.offset,
+                    seg_max: s.seg_max,
+                    seg_free: s.seg_free,
+                    kind: Kind::Head,
+                };
             } else {
                 s.kind = Kind::Body;
-                s.link = k16 - pad16;
+                s.link = k16.wrapping_sub(pad16);
             }
+            k16 = k16.wrapping_add(1);
         }
         let mut count = 0u16;
         let mut i = c;
@@ -1466,12 +1474,15 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         if start < ss || end > se {
             return Err(UnmapError::Corrupted);
         }
-        // Check the whole block before changing anything.
-        for k in start..end {
-            let b = self.slot(k)?;
-            if b.kind == Kind::Free || usize::from(b.run) != end - k {
-                return Err(UnmapError::Corrupted);
-            }
+        // Check the block's ends before changing anything (the whole block is checked by
+        // `check`, in the tests and the fuzzer).
+        let (first, last) = (self.slot(start)?, self.slot(end - 1)?);
+        if first.kind == Kind::Free
+            || usize::from(first.run) != n
+            || last.kind == Kind::Free
+            || last.run != 1
+        {
+            return Err(UnmapError::Corrupted);
         }
         before_free(&SyncRange {
             orig: s.orig,
@@ -1480,13 +1491,20 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             truncated: false,
             offset_in_mapping: 0,
         });
-        let mut count: u16 = match self.slots.get(end) {
+        let after: u16 = match self.slots.get(end) {
             Some(next) if end < se && next.kind == Kind::Free => next.run,
             _ => 0,
         };
-        for k in (start..end).rev() {
-            count = count.checked_add(1).ok_or(Corrupt)?;
-            self.slot_mut(k)?.set_free(count);
+        // The merged run stays inside the segment, so the counts fit (checked once).
+        let mut count = after.checked_add(slot_u16(n)?).ok_or(Corrupt)?;
+        self.slot_mut(local)?.set_free(0);
+        let block = self.slots.get_mut(start..end).ok_or(Corrupt)?;
+        let mut run = count;
+        for s in block.iter_mut() {
+            // From `count` down to `after + 1`: never below 1.
+            s.run = run;
+            s.kind = Kind::Free;
+            run = run.wrapping_sub(1);
         }
         let mut i = start;
         while i > ss {
