@@ -539,16 +539,7 @@ impl DmaOps for Attached {
         let params = dma_ops::dma_params(dev);
         let limits = DmaLimits::new(params.mask).with_bus_limit(params.bus_limit);
         let quiet = attrs.contains(Attrs::NO_WARN);
-        // Forced: everything is bounced, no need to look at the buffer's frames.
-        let decision = if e.forced() {
-            MapDecision::Bounce(policy::BounceReasons {
-                forced: true,
-                ..Default::default()
-            })
-        } else {
-            policy::decide_map(&e.map, &limits, buf.phys(), buf.len(), false, false)
-        };
-        match decision {
+        match policy::decide_map(&e.map, &limits, buf.phys(), buf.len(), e.forced(), false) {
             MapDecision::Direct(bus) => {
                 self.mappings.fetch_add(1, Ordering::Relaxed);
                 Some(bus)
@@ -687,7 +678,7 @@ impl DmaOps for Attached {
     fn max_mapping_size(&self, dev: &Device) -> usize {
         self.engine
             .pool
-            .max_mapping_size(dma_ops::align_masks(dev).0)
+            .max_mapping_size(dma_ops::dma_params(dev).min_align_mask)
     }
 
     fn required_mask(&self, _dev: &Device) -> u64 {

@@ -275,16 +275,16 @@ impl BouncePool {
         };
         // SAFETY: `orig` is a lent buffer's address (type invariant), in the linear map.
         let orig = unsafe { ffi::xendma_phys_to_virt(orig) }.cast::<u8>();
+        // `pool` is `len` bytes of a chunk we own (`pool_ptr` checked the range against the
+        // chunk's `phys` and `len`, which `virt` maps: `Chunk`'s invariant); the original bytes
+        // are lent to the live mapping and cover `len` bytes (type invariant: the allocator
+        // returned a range inside the mapping); the pool's pages are never lent by a caller.
         let (src, dst) = if to_orig {
             (pool.cast_const(), orig)
         } else {
             (orig.cast_const(), pool)
         };
-        // SAFETY: `pool` is `len` bytes of a chunk we own (`pool_ptr` checked the range against
-        // the chunk's `phys` and `len`, and `virt` maps them: `Chunk`'s invariant); the
-        // original bytes are lent to the live mapping and cover `len` bytes (type invariant: the
-        // allocator returned a range inside the mapping). The two never overlap: the pool's
-        // pages are never lent by a caller.
+        // SAFETY: both ranges are valid for `len` bytes and disjoint (see above).
         unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
     }
 

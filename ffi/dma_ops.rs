@@ -127,17 +127,6 @@ pub fn coherent_mask(dev: &Device) -> u64 {
     unsafe { ffi::xendma_dma_get_coherent_mask(raw(dev)) }
 }
 
-/// The device's `min_align_mask` and segment boundary mask.
-pub fn align_masks(dev: &Device) -> (u64, u64) {
-    // SAFETY: `dev` is a valid device.
-    unsafe {
-        (
-            ffi::xendma_dev_min_align_mask(raw(dev)).into(),
-            ffi::xendma_dev_seg_boundary(raw(dev)) as u64,
-        )
-    }
-}
-
 /// The allocation order of `size` bytes in kernel pages (`get_order`).
 fn order_of(size: usize) -> Option<u32> {
     let pages = size.checked_add(crate::dma_api::PAGE_SIZE - 1)? >> kernel::page::PAGE_SHIFT;

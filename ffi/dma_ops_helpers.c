@@ -43,16 +43,6 @@ bool xendma_dev_has_driver(struct device *dev)
 	return READ_ONCE(dev->driver) != NULL;
 }
 
-unsigned int xendma_dev_min_align_mask(struct device *dev)
-{
-	return dma_get_min_align_mask(dev);
-}
-
-unsigned long xendma_dev_seg_boundary(struct device *dev)
-{
-	return dma_get_seg_boundary(dev);
-}
-
 void xendma_dev_dma_params(struct device *dev, struct xendma_dma_params *p)
 {
 	p->dma_mask = dev->dma_mask ? *dev->dma_mask : 0;

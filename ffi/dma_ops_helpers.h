@@ -23,8 +23,6 @@ struct vm_area_struct;
 const struct dma_map_ops *xendma_dev_dma_ops(struct device *dev);
 void xendma_dev_set_dma_ops(struct device *dev, const struct dma_map_ops *ops);
 bool xendma_dev_has_driver(struct device *dev);
-unsigned int xendma_dev_min_align_mask(struct device *dev);
-unsigned long xendma_dev_seg_boundary(struct device *dev);
 
 /* What a streaming mapping needs to know of a device, read in one call (the map path). */
 struct xendma_dma_params {

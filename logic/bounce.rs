@@ -120,7 +120,9 @@ pub enum MapDecision {
 /// Decides how to map `size` bytes at guest-physical `phys` for a device
 /// with `limits` (Linux 6.12 `xen_swiotlb_map_page`, before allocating).
 /// `arch_needs_bounce` is the result of `xen_arch_need_swiotlb` and `force`
-/// that of `is_swiotlb_force_bounce`.
+/// that of `is_swiotlb_force_bounce`. A forced decision is made without
+/// looking at the buffer's frames (the map path's common case under
+/// `force_bounce`): its reasons then say `forced` (and `arch`) only.
 ///
 /// # Examples
 ///
@@ -146,12 +148,19 @@ pub fn decide_map<F: FrameMap + ?Sized>(
     force: bool,
     arch_needs_bounce: bool,
 ) -> MapDecision {
+    if force {
+        return MapDecision::Bounce(BounceReasons {
+            arch: arch_needs_bounce,
+            forced: true,
+            ..BounceReasons::default()
+        });
+    }
     let bus = xlate::phys_to_bus(map, phys);
     let reasons = BounceReasons {
         not_capable: !bus.is_some_and(|b| dma_capable(limits, b, size)),
         straddles: !xlate::range_is_bus_contiguous(map, phys, size),
         arch: arch_needs_bounce,
-        forced: force,
+        forced: false,
     };
     match bus {
         Some(b) if reasons == BounceReasons::default() => MapDecision::Direct(b),
