@@ -9,12 +9,17 @@
 # KDIR defaults to the cached test kernel; point it at another configured 6.12 tree to build for it.
 # CLIPPY=1 and W=1 work as for any kernel build.
 
-XENDMA_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/xendma
-KDIR ?= $(XENDMA_CACHE)/linux
-BINDGEN ?= $(XENDMA_CACHE)/tools/bin/bindgen
-# The test kernel is built by Debian's rustc-web; a module must use the same compiler.
-KRUST := RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
-	RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver BINDGEN=$(BINDGEN)
+# The cache path and the toolchain (the compiler the test kernel was built with) are defined in scripts/lib.sh
+# alone; scripts/make-vars.sh prints them. XENDMA_CACHE= (or XDG_CACHE_HOME), KDIR= and BINDGEN= override them
+# (the scripts' KSRC does not: KDIR is make's).
+xendma_vars := $(shell XENDMA_CACHE='$(XENDMA_CACHE)' XDG_CACHE_HOME='$(XDG_CACHE_HOME)' KSRC= \
+	$(dir $(lastword $(MAKEFILE_LIST)))scripts/make-vars.sh)
+xendma_var = $(patsubst $(1)=%,%,$(filter $(1)=%,$(xendma_vars)))
+$(if $(call xendma_var,KSRC),,$(error scripts/make-vars.sh failed))
+XENDMA_CACHE ?= $(call xendma_var,XENDMA_CACHE)
+KDIR ?= $(call xendma_var,KSRC)
+BINDGEN ?= $(call xendma_var,BINDGEN)
+KRUST := $(filter-out XENDMA_CACHE=% KSRC=% BINDGEN=%,$(xendma_vars)) BINDGEN=$(BINDGEN)
 export XENDMA_CACHE
 
 .PHONY: all modules setup kernel run check bench clean

@@ -5,45 +5,37 @@
 //! A [`Umem`] mirrors a range of a process's memory for a device: pages are faulted in
 //! (`hmm_range_fault`) and DMA-mapped when the device needs them, and taken away again when an
 //! mmu interval notifier reports that the process's mapping changed. The sequence protocol of
-//! `linux/mmu_notifier.h` (in [`odp_ffi`]) guarantees that a fault never installs a page that an
+//! `linux/mmu_notifier.h` (in `kext/mmu_notifier.rs`) guarantees that a fault never installs a page that an
 //! invalidation has just removed: a fault that collides with an invalidation starts over.
 //!
-//! This file has no `unsafe`: the notifier, HMM and mm references live in `ffi/odp.rs`, the DMA
-//! mappings of pages in `dma_api.rs`, the range arithmetic in `logic/odp.rs`.
+//! The module holds no raw kernel access: the notifier, HMM and mm references live in
+//! `kext/mmu_notifier.rs` and `kext/mm.rs`, the DMA mappings of pages in `kext/dma/`, the range
+//! arithmetic in `logic/odp.rs`.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-use dma_api::{Bidirectional, DmaAddr, DmaDevice, PageMapping, PageRef, ToDevice};
-use kernel::{
-    error::code::{E2BIG, EBUSY, EFAULT, EINVAL, EIO, EPERM, ERANGE},
-    prelude::*,
-    sync::Arc,
-};
-use odp::{Access, ArgError, DmaEntry, HmmPfn, Region};
-use odp_ffi::{pfn_array, IntervalNotifier, Invalidate, Locked, Mm, NotifierRange};
+#![deny(unsafe_code)]
 
-/// `pr_warn!`, at most 10 times in 5 s (6.12's `kernel` crate has no ratelimited printing).
-macro_rules! warn_ratelimited {
-    ($($arg:tt)*) => {
-        if $crate::odp_ffi::ratelimit() {
-            kernel::pr_warn!($($arg)*);
-        }
-    };
+use kernel::c_str;
+use kernel::prelude::*;
+
+/// What the kernel crate lacks (see `Documentation/layout.rst`).
+pub mod kext;
+
+/// The core-only range arithmetic and per-page state, shared with the host tests. (The paths
+/// are relative to `logic/`, the directory of this inline module, and written so that rustfmt,
+/// which resolves them from `odp_umem/`, finds the same files.)
+pub mod logic {
+    #[path = "../logic/dma.rs"]
+    pub mod dma;
+    #[path = "../logic/odp.rs"]
+    pub mod odp;
 }
 
-pub mod dma_api;
-pub mod ffi;
+#[path = "odp_umem/cabi.rs"]
+mod cabi;
+#[path = "odp_umem/umem.rs"]
+mod umem;
 
-/// The core-only range arithmetic and per-page state, shared with the host tests.
-#[path = "logic/odp.rs"]
-pub mod odp;
-
-/// mmu interval notifiers, `hmm_range_fault` and mm references.
-#[path = "ffi/odp.rs"]
-pub mod odp_ffi;
-
-/// The C API of `include/odp_umem.h`, for RDMA drivers.
-#[path = "ffi/odp_abi.rs"]
-pub mod odp_abi;
+pub use umem::*;
 
 /// The `edu` test device driver (test builds only).
 #[cfg(xendma_kunit)]
@@ -67,407 +59,38 @@ module! {
     license: "GPL",
 }
 
-/// How many times a fault starts over after colliding with invalidations before giving up with
-/// `EBUSY`.
-const MAX_ATTEMPTS: u32 = 1000;
-
-/// The errno of a refused argument.
-pub fn arg_errno(e: ArgError) -> Error {
-    match e {
-        ArgError::Invalid => EINVAL,
-        ArgError::Overflow => Error::from_errno(-(kernel::bindings::EOVERFLOW as i32)),
-        ArgError::TooBig => E2BIG,
-        ArgError::OutOfRange => ERANGE,
-        ArgError::Denied => EPERM,
-    }
-}
-
-/// Counters of one umem (and, summed, of the module: [`TOTALS`]).
-#[derive(Default)]
-pub struct Stats {
-    /// Fault-ins (`map_and_lock` calls that reached `hmm_range_fault`).
-    pub faults: AtomicU64,
-    /// Invalidations that intersected the umem.
-    pub invalidations: AtomicU64,
-    /// Faults that started over because an invalidation collided.
-    pub retries: AtomicU64,
-    /// Base pages mapped now.
-    pub pages_mapped: AtomicU64,
-    /// Base pages mapped, in all.
-    pub maps: AtomicU64,
-    /// Base pages unmapped, in all.
-    pub unmaps: AtomicU64,
-}
-
-impl Stats {
-    const fn new() -> Self {
-        Self {
-            faults: AtomicU64::new(0),
-            invalidations: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            pages_mapped: AtomicU64::new(0),
-            maps: AtomicU64::new(0),
-            unmaps: AtomicU64::new(0),
-        }
-    }
-
-    fn add(&self, which: fn(&Stats) -> &AtomicU64, n: u64) {
-        which(self).fetch_add(n, Ordering::Relaxed);
-        which(&TOTALS).fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn sub_mapped(&self, n: u64) {
-        self.pages_mapped.fetch_sub(n, Ordering::Relaxed);
-        TOTALS.pages_mapped.fetch_sub(n, Ordering::Relaxed);
-        self.add(|s| &s.unmaps, n);
-    }
-
-    /// A snapshot: faults, invalidations, retries, pages mapped, maps, unmaps.
-    pub fn snapshot(&self) -> [u64; 6] {
-        [
-            self.faults.load(Ordering::Relaxed),
-            self.invalidations.load(Ordering::Relaxed),
-            self.retries.load(Ordering::Relaxed),
-            self.pages_mapped.load(Ordering::Relaxed),
-            self.maps.load(Ordering::Relaxed),
-            self.unmaps.load(Ordering::Relaxed),
-        ]
-    }
-}
-
-/// The module's counters, summed over every umem (debugfs `odp_umem/`).
-pub static TOTALS: Stats = Stats::new();
-
-/// The driver that owns a umem: told when pages leave the device's view.
-pub trait Client: Send + Sync {
-    /// `[start, end)` of the umem was invalidated; called with the umem locked, after its pages
-    /// there were unmapped. The device must not access them any more (it may still be idle).
-    fn invalidated(&self, start: u64, end: u64);
-}
-
-/// A mapped base page: the device may read it, or read and write it.
-pub enum PageMap {
-    /// Mapped `DMA_TO_DEVICE`: the CPU mapping was read-only.
-    Read(PageMapping<ToDevice>),
-    /// Mapped `DMA_BIDIRECTIONAL`: the CPU mapping was writable.
-    Write(PageMapping<Bidirectional>),
-}
-
-impl PageMap {
-    /// The page.
-    pub fn page(&self) -> &PageRef {
-        match self {
-            Self::Read(m) => m.page(),
-            Self::Write(m) => m.page(),
-        }
-    }
-
-    /// The bus address.
-    pub fn bus(&self) -> DmaAddr {
-        use dma_api::DmaRegion;
-        match self {
-            Self::Read(m) => m.dma_handle(),
-            Self::Write(m) => m.dma_handle(),
-        }
-    }
-
-    /// Syncs `len` bytes at `off` for the device, before it reads them.
-    pub fn sync_for_device(&self, off: usize, len: usize) -> Result {
-        match self {
-            Self::Read(m) => m.sync_for_device(off, len),
-            Self::Write(m) => m.sync_for_device(off, len),
-        }
-    }
-
-    fn unmap(self, entry: DmaEntry) {
-        let page = match self {
-            Self::Read(m) => m.unmap(),
-            Self::Write(m) => m.unmap(),
-        };
-        if entry.dirty_on_unmap() {
-            page.set_dirty();
-        }
-    }
-}
-
-/// The per-page state of a umem, locked by faults and invalidations alike.
-pub struct UmemState {
-    entries: KVec<DmaEntry>,
-    maps: KVec<Option<PageMap>>,
-}
-
-impl UmemState {
-    /// The mapping of base page `i`, if any.
-    pub fn map(&self, i: usize) -> Option<&PageMap> {
-        self.maps.get(i)?.as_ref()
-    }
-
-    /// The state word of base page `i`.
-    pub fn entry(&self, i: usize) -> DmaEntry {
-        self.entries.get(i).copied().unwrap_or(DmaEntry::EMPTY)
-    }
-
-    fn unmap_span(&mut self, first: usize, end: usize) -> u64 {
-        let mut n = 0;
-        for i in first..end.min(self.maps.len()) {
-            if let Some(m) = self.maps[i].take() {
-                m.unmap(self.entries[i]);
-                self.entries[i] = DmaEntry::EMPTY;
-                n += 1;
-            }
-        }
-        n
-    }
-}
-
-/// What a umem knows besides its page state.
-pub struct UmemData {
-    region: Region,
-    dev: DmaDevice,
-    stats: Stats,
-    client: Option<Arc<dyn Client>>,
-}
-
-impl Invalidate for UmemData {
-    type State = UmemState;
-
-    fn invalidate(&self, state: &mut UmemState, range: &NotifierRange) {
-        let Some(span) = self.region.intersect(range.start(), range.end()) else {
-            return;
-        };
-        self.stats.add(|s| &s.invalidations, 1);
-        let n = state.unmap_span(span.first, span.end());
-        self.stats.sub_mapped(n);
-        if let Some(client) = &self.client {
-            let start = self.region.page_addr(span.first);
-            client.invalidated(start, self.region.page_addr(span.end()));
-        }
-    }
-}
-
-/// A range of a process's memory mirrored for a device.
-pub struct Umem {
-    n: Arc<IntervalNotifier<UmemData>>,
-}
-
-impl Umem {
-    /// Registers `region` of the calling process's address space for `dev`. Nothing is faulted
-    /// in yet. `EINVAL` from a kernel thread.
-    pub fn new(region: Region, dev: &DmaDevice, client: Option<Arc<dyn Client>>) -> Result<Self> {
-        let mm = Mm::current().ok_or(EINVAL)?;
-        let pages = region.base_pages();
-        let mut entries = KVec::with_capacity(pages, GFP_KERNEL)?;
-        let mut maps = KVec::with_capacity(pages, GFP_KERNEL)?;
-        for _ in 0..pages {
-            entries.push(DmaEntry::EMPTY, GFP_KERNEL)?;
-            maps.push(None, GFP_KERNEL)?;
-        }
-        let data = UmemData {
-            region,
-            dev: dev.clone(),
-            stats: Stats::default(),
-            client,
-        };
-        let state = UmemState { entries, maps };
-        let n = Arc::pin_init(
-            IntervalNotifier::new(&mm, region.start(), region.len(), data, state),
-            GFP_KERNEL,
-        )?;
-        Ok(Self { n })
-    }
-
-    /// The registered range.
-    pub fn region(&self) -> &Region {
-        &self.n.data().region
-    }
-
-    /// The umem's counters.
-    pub fn stats(&self) -> &Stats {
-        &self.n.data().stats
-    }
-
-    /// Faults in and DMA-maps the pages of `[addr, addr + len)` for `access`, rounded out to the
-    /// umem's page size, and returns with the umem locked: the pages stay mapped, and are the
-    /// ones the process maps, until the returned guard is dropped or unlocked. Errors: those of
-    /// [`Region::fault_span`], `EFAULT` (a hole, or the process exited), `EPERM` (a write to
-    /// read-only memory), `EINVAL` (a 2 MiB umem over memory not mapped by a huge page),
-    /// `ENOMEM` (a page the DMA path cannot map), `EBUSY` (invalidations kept colliding).
-    pub fn map_and_lock(&self, addr: u64, len: u64, access: Access) -> Result<MappedRange<'_>> {
-        let data = self.n.data();
-        let region = &data.region;
-        let span = region.fault_span(addr, len, access).map_err(arg_errno)?;
-        let req = HmmPfn::request(access);
-        let start = region.page_addr(span.first);
-        let mut pfns = pfn_array(span.count, req)?;
-        data.stats.add(|s| &s.faults, 1);
-        for _ in 0..MAX_ATTEMPTS {
-            let faulted = match self.n.fault(start, pfns, req) {
-                Ok(f) => f,
-                Err(e) if e == EBUSY => {
-                    data.stats.add(|s| &s.retries, 1);
-                    pfns = pfn_array(span.count, req)?;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            #[cfg(xendma_kunit)]
-            testdev::park_hook();
-            match faulted.lock_if_current() {
-                Ok(mut locked) => {
-                    self.install(&mut locked, span.first, access)?;
-                    return Ok(MappedRange {
-                        locked,
-                        region: *region,
-                    });
-                }
-                Err(faulted) => {
-                    data.stats.add(|s| &s.retries, 1);
-                    pfns = faulted.into_pfns();
-                }
-            }
-        }
-        Err(EBUSY)
-    }
-
-    /// Maps the faulted pages that are not mapped as they should be; called locked and current.
-    fn install(&self, locked: &mut Locked<'_, UmemData>, first: usize, access: Access) -> Result {
-        let data = self.n.data();
-        let count = locked.faulted().pfns().len();
-        let mut mapped = 0;
-        let mut unmapped = 0;
-        let mut result = Ok(());
-        for k in 0..count {
-            let word = HmmPfn(locked.faulted().pfns()[k]);
-            if !word.satisfies(access, data.region.page_size()) {
-                result = Err(if word.valid() && word.access().contains(access) {
-                    EINVAL
-                } else {
-                    EFAULT
-                });
-                break;
-            }
-            let i = first + k;
-            // The CPU mapping's rights, limited to the umem's.
-            let rights = if word.access().writable() && data.region.access().writable() {
-                Access::RW
-            } else {
-                Access::READ
-            };
-            let pfn = word.pfn() as usize;
-            if let Some(m) = locked.map(i) {
-                if m.page().pfn() == pfn && locked.entry(i).access().contains(rights) {
-                    continue;
-                }
-            }
-            unmapped += locked.unmap_span(i, i + 1);
-            let Some(page) = locked.page(k) else {
-                result = Err(EFAULT);
-                break;
-            };
-            let map = if rights.writable() {
-                PageMapping::new(&data.dev, page).map(PageMap::Write)
-            } else {
-                PageMapping::new(&data.dev, page).map(PageMap::Read)
-            };
-            let map = match map {
-                Ok(m) => m,
-                Err(e) => {
-                    result = Err(e.error);
-                    break;
-                }
-            };
-            let Some(entry) = DmaEntry::new(map.bus(), rights) else {
-                warn_ratelimited!("bus address {:#x} is not page aligned\n", map.bus());
-                map.unmap(DmaEntry::EMPTY);
-                result = Err(EIO);
-                break;
-            };
-            locked.entries[i] = entry;
-            locked.maps[i] = Some(map);
-            mapped += 1;
-        }
-        data.stats.sub_mapped(unmapped);
-        data.stats.add(|s| &s.maps, mapped);
-        data.stats.add(|s| &s.pages_mapped, mapped);
-        result
-    }
-
-    /// Unmaps every page of `[addr, addr + len)` (rounded out to the page size): the device gives
-    /// the range up. `ERANGE` outside the umem.
-    pub fn unmap(&self, addr: u64, len: u64) -> Result {
-        let data = self.n.data();
-        let span = data
-            .region
-            .fault_span(addr, len, Access::READ)
-            .map_err(arg_errno)?;
-        let n = self.n.lock().unmap_span(span.first, span.end());
-        data.stats.sub_mapped(n);
-        Ok(())
-    }
-}
-
-impl Drop for Umem {
-    fn drop(&mut self) {
-        // Unmap now rather than when the last reference goes, so that the device's driver can
-        // unbind right after.
-        let n = self.n.lock().unmap_span(0, usize::MAX);
-        self.n.data().stats.sub_mapped(n);
-    }
-}
-
-/// A faulted, mapped range with its umem locked (from [`Umem::map_and_lock`]). Invalidations of
-/// the umem wait until it is dropped or [`MappedRange::unlock`]ed.
-pub struct MappedRange<'a> {
-    locked: Locked<'a, UmemData>,
-    region: Region,
-}
-
-impl MappedRange<'_> {
-    /// The mapping of the base page holding `addr` and the offset in it.
-    pub fn page_at(&self, addr: u64) -> Result<(&PageMap, usize)> {
-        let (i, off) = self.region.locate(addr).ok_or(ERANGE)?;
-        Ok((self.locked.map(i).ok_or(EFAULT)?, off))
-    }
-
-    /// The state word of the base page holding `addr`.
-    pub fn entry_at(&self, addr: u64) -> Result<DmaEntry> {
-        let (i, _) = self.region.locate(addr).ok_or(ERANGE)?;
-        Ok(self.locked.entry(i))
-    }
-
-    /// Releases the lock.
-    pub fn unlock(self) {}
-}
-
 struct OdpUmem {
     #[cfg(xendma_kunit)]
-    _dev: ffi::misc::MiscRegistration<testdev::OdpMisc>,
-    _debugfs: odp_ffi::StatsDir,
+    _dev: kext::miscdev::MiscRegistration<testdev::OdpMisc>,
+    _debugfs: kext::debugfs::Counters,
+    _abi: kext::odp_abi::Registration<Umem>,
 }
 
 impl kernel::Module for OdpUmem {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         pr_info!("loaded: page size {} bytes\n", kernel::page::PAGE_SIZE);
-        let debugfs = odp_ffi::StatsDir::new(
-            c"odp_umem",
+        let debugfs = kext::debugfs::Counters::new(
+            c_str!("odp_umem"),
             &[
-                (c"faults", &TOTALS.faults),
-                (c"invalidations", &TOTALS.invalidations),
-                (c"retries", &TOTALS.retries),
-                (c"pages_mapped", &TOTALS.pages_mapped),
-                (c"maps", &TOTALS.maps),
-                (c"unmaps", &TOTALS.unmaps),
+                (c_str!("faults"), &TOTALS.faults),
+                (c_str!("invalidations"), &TOTALS.invalidations),
+                (c_str!("retries"), &TOTALS.retries),
+                (c_str!("pages_mapped"), &TOTALS.pages_mapped),
+                (c_str!("maps"), &TOTALS.maps),
+                (c_str!("unmaps"), &TOTALS.unmaps),
             ],
         );
+        let abi = kext::odp_abi::Registration::new()?;
         #[cfg(xendma_kunit)]
-        let dev = ffi::misc::MiscRegistration::new(testdev::OdpMisc::new(), _module)?;
+        let dev = kext::miscdev::MiscRegistration::new(testdev::OdpMisc::new(), _module)?;
         // The KUnit cases, which run after init in kernel threads, borrow insmod's address space.
         #[cfg(xendma_kunit)]
-        odp_ffi::TestMm::capture();
+        kext::mm::TestMm::capture();
         Ok(Self {
             #[cfg(xendma_kunit)]
             _dev: dev,
             _debugfs: debugfs,
+            _abi: abi,
         })
     }
 }
@@ -475,7 +98,7 @@ impl kernel::Module for OdpUmem {
 impl Drop for OdpUmem {
     fn drop(&mut self) {
         #[cfg(xendma_kunit)]
-        odp_ffi::TestMm::release();
+        kext::mm::TestMm::release();
         pr_info!("unloaded\n");
     }
 }

@@ -7,11 +7,13 @@
 //! nothing in them may depend on this file: no crate-level attributes, no
 //! `alloc`, no `std`, and siblings are reached only as `super::...`.
 //!
+//! - [`dma`]: plain definitions of the DMA API (`DMA_MAPPING_ERROR`,
+//!   `DMA_BIT_MASK`, `fls64`, the direction of a mapping).
 //! - [`slots`]: the slot allocator of the bounce pool (areas, segments,
 //!   alignment rules, per-mapping metadata, statistics, growth).
 //! - [`xlate`]: guest frame to bus frame translation (Xen's p2m) and the
 //!   bus-contiguity test.
-//! - [`bounce`]: the swiotlb-xen decision whether a streaming mapping can go
+//! - [`bounce_policy`]: the swiotlb-xen decision whether a streaming mapping can go
 //!   straight to the device or must be bounced, and the copy rules.
 //! - [`odp`]: `odp_umem`'s range arithmetic, per-page state, `hmm_range_fault`
 //!   word decoding and argument validation.
@@ -23,7 +25,8 @@
 #[cfg(test)]
 extern crate std;
 
-pub mod bounce;
+pub mod bounce_policy;
+pub mod dma;
 pub mod pciname;
 pub mod slots;
 pub mod xlate;

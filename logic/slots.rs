@@ -441,14 +441,14 @@ pub struct Block {
 
 /// A mapping made by [`map`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Mapping {
+pub struct SlotMapping {
     /// Index of the pool in the [`PoolSet`].
     pub pool: usize,
     /// The slots taken.
     pub block: Block,
 }
 
-impl Mapping {
+impl SlotMapping {
     /// Bounce address of the data.
     pub fn addr(&self) -> u64 {
         self.block.addr
@@ -1674,7 +1674,7 @@ pub trait PoolSet {
 /// The caller then copies the original data into the bounce buffer
 /// (always, as upstream, so that a partial device write leaves the rest
 /// intact) and reports the bytes with [`Stats::add_bounced`].
-pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<Mapping, MapError> {
+pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<SlotMapping, MapError> {
     let mut examined = false;
     let mut fits_somewhere = false;
     let mut first_err = None;
@@ -1709,7 +1709,7 @@ pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<Mapping,
                 .ok_or(MapError::MissingArea)??;
             if let Some(block) = got {
                 set.stats().record_alloc(block.nslots);
-                return Ok(Mapping { pool: p, block });
+                return Ok(SlotMapping { pool: p, block });
             }
         }
     }

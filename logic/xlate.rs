@@ -166,7 +166,7 @@ pub fn get_order(size: u64, page_shift: u32) -> u32 {
 /// its size rounded up to a power-of-two number of kernel pages) sits on
 /// bus frames that are not so aligned. Upstream
 /// `range_requires_alignment()`, applied to coherent allocations only (the
-/// 6.12 stable rule; see [`super::bounce::decide_coherent`]).
+/// 6.12 stable rule; see [`super::bounce_policy::decide_coherent`]).
 pub fn range_requires_alignment<F: FrameMap + ?Sized>(
     map: &F,
     phys: u64,

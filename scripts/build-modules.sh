@@ -10,7 +10,10 @@ src=$BUILD/src-$variant
 mkdir -p "$src" "$out"
 # Copy the kernel-side sources (mtimes preserved, so kbuild rebuilds only what changed).
 (cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
-    Kbuild ./*.rs ffi include selftests/kunit selftests/edu $([ -d logic ] && echo logic)) | tar -xf - -C "$src"
+    Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic) | tar -xf - -C "$src"
+
+# Unsafe code lives in kext/ only (the crate roots deny it; this also catches an allow).
+"$REPO/scripts/check-unsafe.sh" || die "unsafe code outside kext/"
 
 flags=()
 [ "$variant" = test ] && flags=(XENDMA_KUNIT=1 CLIPPY=1 W=1)
@@ -24,7 +27,8 @@ if grep -E -i '(^|[^-])warning' "$log"; then
 fi
 # rustfmt, with the kernel's settings.
 if ! (cd "$REPO" && /usr/bin/rustfmt --edition 2021 --config-path "$KSRC/.rustfmt.toml" --check \
-        ./*.rs ffi/*.rs selftests/kunit/*.rs selftests/edu/*.rs > "$out/rustfmt.log" 2>&1); then
+        ./*.rs kext/*.rs kext/dma/*.rs xen_swiotlb_rs/*.rs odp_umem/*.rs selftests/kunit/*.rs \
+        selftests/edu/*.rs > "$out/rustfmt.log" 2>&1); then
     head -40 "$out/rustfmt.log"
     die "rustfmt: the kernel-side sources are not formatted (run rustfmt --config-path $KSRC/.rustfmt.toml)"
 fi

@@ -49,8 +49,8 @@ lane qemu report qemu "$out/logs/qemu.console.log"
 
 # dom0 and domU: one Xen boot; dom0 runs its lane, then starts the domU with edu passed through.
 "$REPO/scripts/initramfs.sh" "$out/xen.cpio.gz" "$BUILD/mod-test" xen
-vm xen xen "$out/xen.cpio.gz" 600 \
-    "xendma.lane=dom0 xendma.domu=1 xendma.bdf=0000:00:03.0 xendma.domu_timeout=300 $DOM0_ARGS"
+vm xen xen "$out/xen.cpio.gz" 900 \
+    "xendma.lane=dom0 xendma.domu=1 xendma.bdf=0000:00:03.0 xendma.domu_timeout=450 $DOM0_ARGS"
 lane dom0 report dom0 "$out/logs/xen.console.log"
 # The domU's console log, as dom0 printed it.
 sed -n '/@@XENDMA-DOMU-LOG-BEGIN/,/@@XENDMA-DOMU-LOG-END/p' "$out/logs/xen.console.log" \

@@ -4,11 +4,13 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The one definition of the cache paths and of the kernel toolchain (KRUST below); the top-level Makefile
+# reads them through scripts/make-vars.sh.
 # Everything downloaded or built outside the repository lives here.
 XENDMA_CACHE=${XENDMA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xendma}
 TOOLS=$XENDMA_CACHE/tools
 KSRC=${KSRC:-$XENDMA_CACHE/linux}
-XENROOT=$XENDMA_CACHE/xen-root
+XENROOT=${XENROOT:-$XENDMA_CACHE/xen-root}
 BUILD=${BUILD:-$REPO/build}
 BINDGEN_VERSION=0.73.2
 # The dom0 test lane's kernel arguments: a small swiotlb-xen pool of the kernel's own (8 MiB,

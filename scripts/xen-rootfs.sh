@@ -7,17 +7,14 @@
 # /etc/xen/xl.conf and the run/lib/log directories; plus the Xen kernel modules into STAGING_DIR/lib/xendma-xen/.
 # selftests/guest/xen-domU.sh drives all of it inside dom0.
 #
-# Environment: KSRC (built kernel tree, default ~/.cache/xendma/linux), XENROOT (unpacked Xen packages,
-# default ~/.cache/xendma/xen-root; made by scripts/setup.sh).
-set -euo pipefail
+# Environment: KSRC (built kernel tree), XENROOT (unpacked Xen packages, made by scripts/setup.sh) and
+# XENDMA_CACHE, with their defaults from scripts/lib.sh.
+. "$(dirname "$0")/lib.sh"
 
 [ $# -eq 1 ] || { echo "usage: $0 STAGING_DIR" >&2; exit 2; }
 STAGING=$1
 [ -d "$STAGING" ] || { echo "xen-rootfs: $STAGING is not a directory" >&2; exit 1; }
 
-XENDMA_CACHE=${XENDMA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xendma}
-KSRC=${KSRC:-$XENDMA_CACHE/linux}
-XENROOT=${XENROOT:-$XENDMA_CACHE/xen-root}
 XENBIN=usr/lib/xen-4.17/bin
 LIBDIR=usr/lib/x86_64-linux-gnu
 

@@ -10,16 +10,16 @@
 //! failure, so the device is a strict oracle for the DMA API. QEMU 7.2 mishandles a transfer of the whole
 //! 4 KiB buffer, so transfers are at most [`MAX_XFER`] bytes.
 //!
-//! Everything here goes through [`crate::dma_api`] and [`crate::ffi::pci`]: no `unsafe`.
+//! Everything here goes through [`crate::kext::dma`] and [`crate::kext::pci`]: it makes no raw kernel access.
 
-use crate::dma_api::{
-    bit_mask, Attrs, CoherentAllocation, DeviceReadable, DeviceWritable, DmaDevice, VmArea,
-};
-use crate::ffi::{
+use crate::kext::dma::{Attrs, CoherentAllocation, DeviceReadable, DeviceWritable, DmaDevice};
+use crate::kext::mm::VmArea;
+use crate::kext::{
     self,
-    misc::MiscDevice,
+    miscdev::MiscDevice,
     pci::{Bar, Driver, PciDevice, Registration},
 };
+use crate::logic::dma::dma_bit_mask;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KBox},
@@ -61,7 +61,7 @@ pub struct Edu {
     transfers: AtomicU64,
 }
 
-/// The driver type for [`crate::ffi::pci::Registration`].
+/// The driver type for [`crate::kext::pci::Registration`].
 pub struct EduDriver;
 
 impl Driver for EduDriver {
@@ -82,10 +82,10 @@ impl Driver for EduDriver {
             pr_warn!("edu: liveness check failed\n");
             return Err(ENODEV);
         }
-        let dma = DmaDevice::new(pdev.device());
         // The device's own limit: it clamps (and reports) anything above.
-        dma.set_mask_and_coherent(bit_mask(DEFAULT_MASK_BITS))
+        pdev.dma_set_mask_and_coherent(dma_bit_mask(DEFAULT_MASK_BITS))
             .inspect_err(|e| pr_warn!("edu: the platform refuses a 28-bit DMA mask ({:?})\n", e))?;
+        let dma = DmaDevice::new(pdev.device());
         Ok(KBox::new(
             Edu {
                 bar,
@@ -146,7 +146,7 @@ impl Edu {
                 );
                 return Err(Error::from_errno(-(kernel::bindings::ETIMEDOUT as i32)));
             }
-            ffi::msleep(POLL_MS);
+            kext::sync::msleep(POLL_MS);
             waited += POLL_MS;
         }
         Ok(())
@@ -238,7 +238,7 @@ impl Drop for OpenFlag {
 }
 
 /// The size of the coherent buffer a file maps.
-pub const MMAP_LEN: usize = 2 * crate::dma_api::PAGE_SIZE;
+pub const MMAP_LEN: usize = 2 * crate::kext::dma::PAGE_SIZE;
 
 /// `struct { __u32 src, dst, len, flags; }`: the device copies `len` bytes (at least one, in
 /// transfers of at most [`MAX_XFER`]) from offset `src` to offset `dst` of the file's buffer;

@@ -1,17 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! KUnit suites for `dma_api.rs`, driving QEMU's `edu` DMA engine (`selftests/edu/edu.rs`).
+//! KUnit suites for `kext/dma/`, driving QEMU's `edu` DMA engine (`selftests/edu/edu.rs`).
 //!
 //! Every data check goes through the device: the CPU writes a pattern, the device copies it, the
 //! CPU compares. The `edu` device reports a bus address outside its 28-bit mask on QEMU's output
 //! (and clamps it), which fails the lane, so a wrong address from the API cannot pass silently.
 
-use crate::dma_api::{
-    bit_mask, Attrs, Bidirectional, CoherentAllocation, DmaDevice, DmaPool, DmaRegion, FromDevice,
-    Mapping, Pages, SgTable, ToDevice, Zone, MAX_ALLOC, PAGE_SIZE,
-};
 use crate::edu::{Edu, EduDriver, DEFAULT_MASK_BITS, MAX_XFER};
-use crate::ffi::{ktest::Test, pci::Registration, xen};
+use crate::kext::dma::{
+    Attrs, Bidirectional, CoherentAllocation, DmaDevice, DmaPool, DmaRegion, FromDevice, Mapping,
+    SgTable, ToDevice,
+};
+use crate::kext::page::{Pages, Zone, MAX_ALLOC, PAGE_SIZE};
+use crate::kext::{
+    kunit::{self, Test},
+    pci::Registration,
+    xen,
+};
+use crate::logic::dma::dma_bit_mask;
 use crate::{expect, expect_eq, kunit_suite};
 use kernel::{
     alloc::{
@@ -22,7 +28,7 @@ use kernel::{
     prelude::*,
 };
 
-const EDU_MASK: u64 = bit_mask(DEFAULT_MASK_BITS);
+const EDU_MASK: u64 = dma_bit_mask(DEFAULT_MASK_BITS);
 
 /// A byte of a test pattern that differs between buffers (`seed`) and positions.
 fn pattern(seed: u8, i: usize) -> u8 {
@@ -88,24 +94,36 @@ fn mask_errors(t: &Test) {
         return;
     };
     let dma = DmaDevice::new(dev);
-    expect_eq!(t, dma.set_mask_and_coherent(bit_mask(64)), Ok(()));
-    expect_eq!(t, dma.mask(), bit_mask(64));
+    expect_eq!(
+        t,
+        kunit::set_mask_and_coherent(&dma, dma_bit_mask(64)),
+        Ok(())
+    );
+    expect_eq!(t, dma.mask(), dma_bit_mask(64));
     // Below 24 bits no x86 DMA zone (and no swiotlb) can serve the device.
-    expect_eq!(t, dma.set_mask(bit_mask(20)), Err(EIO));
-    expect_eq!(t, dma.set_coherent_mask(bit_mask(20)), Err(EIO));
-    expect_eq!(t, dma.set_mask_and_coherent(bit_mask(12)), Err(EIO));
-    expect_eq!(t, dma.mask(), bit_mask(64));
-    expect_eq!(t, dma.set_mask(bit_mask(32)), Ok(()));
-    expect_eq!(t, dma.mask(), bit_mask(32));
+    expect_eq!(t, kunit::set_mask(&dma, dma_bit_mask(20)), Err(EIO));
+    expect_eq!(
+        t,
+        kunit::set_coherent_mask(&dma, dma_bit_mask(20)),
+        Err(EIO)
+    );
+    expect_eq!(
+        t,
+        kunit::set_mask_and_coherent(&dma, dma_bit_mask(12)),
+        Err(EIO)
+    );
+    expect_eq!(t, dma.mask(), dma_bit_mask(64));
+    expect_eq!(t, kunit::set_mask(&dma, dma_bit_mask(32)), Ok(()));
+    expect_eq!(t, dma.mask(), dma_bit_mask(32));
 }
 
 /// `bit_mask` is the kernel's `DMA_BIT_MASK`.
 fn bit_masks(t: &Test) {
-    expect_eq!(t, bit_mask(0), 0);
-    expect_eq!(t, bit_mask(28), 0x0fff_ffff);
-    expect_eq!(t, bit_mask(32), 0xffff_ffff);
-    expect_eq!(t, bit_mask(63), u64::MAX >> 1);
-    expect_eq!(t, bit_mask(64), u64::MAX);
+    expect_eq!(t, dma_bit_mask(0), 0);
+    expect_eq!(t, dma_bit_mask(28), 0x0fff_ffff);
+    expect_eq!(t, dma_bit_mask(32), 0xffff_ffff);
+    expect_eq!(t, dma_bit_mask(63), u64::MAX >> 1);
+    expect_eq!(t, dma_bit_mask(64), u64::MAX);
 }
 
 /// `dma_supported` as the API reports it agrees with what `dma_set_mask` accepts, for every
@@ -114,15 +132,15 @@ fn supports_matches_set_mask(t: &Test) {
     let check = |t: &Test, dma: &DmaDevice| {
         let saved = dma.mask();
         for bits in 12..=64 {
-            let mask = bit_mask(bits);
+            let mask = dma_bit_mask(bits);
             let supported = dma.supports(mask);
-            let set = dma.set_mask(mask);
+            let set = kunit::set_mask(dma, mask);
             expect_eq!(t, (bits, supported), (bits, set.is_ok()));
             if let Err(e) = set {
                 expect_eq!(t, e, EIO);
             }
         }
-        expect_eq!(t, dma.set_mask(saved), Ok(()));
+        expect_eq!(t, kunit::set_mask(dma, saved), Ok(()));
     };
     match t.device(kernel::c_str!("xendma-supported")) {
         Ok(dev) => check(t, &DmaDevice::new(dev)),
@@ -137,14 +155,19 @@ fn limits(t: &Test) {
     with_edu(t, |edu| {
         let dma = edu.dma();
         let required = dma.required_mask();
-        expect!(t, required >= bit_mask(24), "required mask {:#x}", required);
+        expect!(
+            t,
+            required >= dma_bit_mask(24),
+            "required mask {:#x}",
+            required
+        );
         expect_eq!(t, required & required.wrapping_add(1), 0);
         // PCI devices have DMA parameters: 64 KiB by default, settable.
         expect_eq!(t, dma.max_seg_size(), 65536);
-        expect_eq!(t, dma.set_max_seg_size(PAGE_SIZE as u32), Ok(()));
+        expect_eq!(t, kunit::set_max_seg_size(dma, PAGE_SIZE as u32), Ok(()));
         expect_eq!(t, dma.max_seg_size(), PAGE_SIZE as u32);
-        expect_eq!(t, dma.set_max_seg_size(0), Err(EINVAL));
-        expect_eq!(t, dma.set_max_seg_size(65536), Ok(()));
+        expect_eq!(t, kunit::set_max_seg_size(dma, 0), Err(EINVAL));
+        expect_eq!(t, kunit::set_max_seg_size(dma, 65536), Ok(()));
         let max = dma.max_mapping_size();
         expect!(t, max >= 256 * 1024, "max mapping size {}", max);
         expect!(t, dma.opt_mapping_size() <= max);
@@ -154,7 +177,7 @@ fn limits(t: &Test) {
         // A device on a bus without DMA parameters: the setter refuses instead of warning.
         let dma = DmaDevice::new(dev);
         expect_eq!(t, dma.max_seg_size(), 65536);
-        expect_eq!(t, dma.set_max_seg_size(4096), Err(EIO));
+        expect_eq!(t, kunit::set_max_seg_size(&dma, 4096), Err(EIO));
     }
 }
 
@@ -394,7 +417,7 @@ fn mask_above_reach(t: &Test) {
                 expect_eq!(t, first_mismatch(&e.buf, 5), None);
                 expect!(
                     t,
-                    crate::ffi::ktest::expected_xen().as_bytes() != b"none",
+                    crate::kext::kunit::expected_xen().as_bytes() != b"none",
                     "plain QEMU has a swiotlb under 256 MiB: the kernel should have bounced"
                 );
             }
@@ -513,11 +536,13 @@ fn pool_exhaustion(t: &Test) {
     // Under Xen PV every block is exchanged for machine memory under the mask, and the lowest
     // 16 MiB or so are taken by the kernel's own swiotlb-xen pool: start at 27 bits there.
     let pv = matches!(
-        crate::ffi::xen::Domain::current(),
-        crate::ffi::xen::Domain::Pv { .. }
+        crate::kext::xen::Domain::current(),
+        crate::kext::xen::Domain::Pv { .. }
     );
     let lowest = if pv { 27 } else { 24 };
-    let Some(bits) = (lowest..=32).find(|&b| dma.set_coherent_mask(bit_mask(b)).is_ok()) else {
+    let Some(bits) =
+        (lowest..=32).find(|&b| kunit::set_coherent_mask(&dma, dma_bit_mask(b)).is_ok())
+    else {
         expect!(
             t,
             false,
@@ -535,7 +560,7 @@ fn pool_exhaustion(t: &Test) {
         }
     };
     // More blocks than fit under the mask: the loop must end on ENOMEM, not on the cap.
-    let cap = ((bit_mask(bits) as usize + 1) / BLOCK) + 64;
+    let cap = ((dma_bit_mask(bits) as usize + 1) / BLOCK) + 64;
     let gfp = GFP_NOWAIT | __GFP_NOWARN;
     let mut blocks = KVec::new();
     let outcome = loop {
@@ -544,7 +569,7 @@ fn pool_exhaustion(t: &Test) {
         }
         match pool.alloc(gfp) {
             Ok(b) => {
-                expect!(t, b.dma_handle() + BLOCK as u64 - 1 <= bit_mask(bits));
+                expect!(t, b.dma_handle() + BLOCK as u64 - 1 <= dma_bit_mask(bits));
                 if blocks.push(b, GFP_KERNEL).is_err() {
                     break None;
                 }
@@ -574,7 +599,7 @@ fn pool_exhaustion(t: &Test) {
     for _ in keep..n {
         match pool.alloc(gfp) {
             Ok(b) => {
-                expect!(t, b.dma_handle() + BLOCK as u64 - 1 <= bit_mask(bits));
+                expect!(t, b.dma_handle() + BLOCK as u64 - 1 <= dma_bit_mask(bits));
                 if blocks.push(b, GFP_KERNEL).is_ok() {
                     again += 1;
                 }
@@ -750,7 +775,7 @@ fn bad_input(t: &Test) {
                 expect_eq!(t, (offset, len, seg, r), (offset, len, seg, Some(EINVAL)));
             }
         }
-        expect_eq!(t, dma.set_max_seg_size(0), Err(EINVAL));
+        expect_eq!(t, kunit::set_max_seg_size(dma, 0), Err(EINVAL));
     });
 }
 

@@ -9,11 +9,12 @@
 //! must retry and map the new page, never the old one.
 
 use crate::edu::EduDriver;
-use crate::ffi::{ktest::Test, pci::Registration};
-use crate::odp::{Access, ArgError, PageSize, Region};
-use crate::odp_abi::CApiUmem;
-use crate::odp_ffi::{Mm, TestMm};
-use crate::{arg_errno, dma_api::DmaDevice, expect, expect_eq, testdev, Umem};
+use crate::kext::dma::DmaDevice;
+use crate::kext::mm::{Mm, TestMm};
+use crate::kext::odp_abi::CApiUmem;
+use crate::kext::{kunit::Test, pci::Registration};
+use crate::logic::odp::{Access, ArgError, PageSize, Region};
+use crate::{arg_errno, expect, expect_eq, testdev, Umem};
 use crate::{check_layout, kunit_suite};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
@@ -88,9 +89,9 @@ fn no_mm_no_umem(t: &Test) {
         }
         // The exported C API refuses too (`odp_umem_get` returns ERR_PTR(-EINVAL)).
         static COUNT: AtomicU64 = AtomicU64::new(0);
-        let c = CApiUmem::get(dma, 0x10_0000, PAGE, 12, 1, &COUNT);
+        let c = CApiUmem::get(dma.device(), 0x10_0000, PAGE, 12, 1, &COUNT);
         expect_eq!(t, c.err(), Some(EINVAL));
-        let c = CApiUmem::get(dma, 0x10_0000, PAGE, 13, 1, &COUNT);
+        let c = CApiUmem::get(dma.device(), 0x10_0000, PAGE, 13, 1, &COUNT);
         expect_eq!(t, c.err(), Some(EINVAL));
     });
 }
@@ -228,7 +229,7 @@ fn parked_fault_retries(t: &Test) {
         expect!(t, testdev::park_release().is_ok());
         let mut waited = 0;
         while !work.done.load(Ordering::Acquire) && waited < 10_000 {
-            crate::ffi::msleep(1);
+            crate::kext::sync::msleep(1);
             waited += 1;
         }
         expect!(

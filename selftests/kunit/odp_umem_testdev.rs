@@ -11,11 +11,12 @@
 //! One file may be open at a time: each open binds the `edu` driver (as `/dev/xendma_edu` does)
 //! and a second gets `EBUSY`.
 
-use crate::dma_api::{Attrs, CoherentAllocation, DmaDevice, PageMapping, PAGE_SIZE};
 use crate::edu::{EduDriver, MAX_XFER};
-use crate::ffi::{self, misc::MiscDevice, pci::Registration};
-use crate::odp::{check_op_len, chunks, Access, PageSize, Region, MAX_OP_LEN, MAX_REGIONS};
-use crate::odp_abi::CApiUmem;
+use crate::kext::dma::{Attrs, CoherentAllocation, DmaDevice, PageMapping, PAGE_SIZE};
+use crate::kext::odp_abi::CApiUmem;
+use crate::kext::{self, miscdev::MiscDevice, pci::Registration};
+use crate::logic::odp::{check_op_len, chunks, Access, PageSize, Region, MAX_OP_LEN, MAX_REGIONS};
+use crate::warn_ratelimited;
 use crate::{arg_errno, PageMap, Umem};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{
@@ -84,7 +85,7 @@ pub fn park_hook() {
     }
     let mut waited = 0;
     while PARK.load(Ordering::Acquire) == PARK_PARKED && waited < PARK_TIMEOUT_MS {
-        ffi::msleep(1);
+        kext::sync::msleep(1);
         waited += 1;
     }
     PARK.store(PARK_IDLE, Ordering::Release);
@@ -116,7 +117,7 @@ pub fn park_wait() -> Result<isize> {
         if waited >= PARK_TIMEOUT_MS {
             return Err(EAGAIN);
         }
-        ffi::msleep(1);
+        kext::sync::msleep(1);
         waited += 1;
     }
     Ok(0)
@@ -318,7 +319,7 @@ impl OdpFile {
         }
         ABI_INVALIDATIONS.store(0, Ordering::Relaxed);
         *abi = Some(CApiUmem::get(
-            &self.dma,
+            self.dma.device(),
             addr,
             len,
             12,

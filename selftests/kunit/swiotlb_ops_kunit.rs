@@ -10,16 +10,23 @@
 //! exchanged for machine-contiguous frames) so that it can fill it, force bouncing on or off,
 //! and read exact counters.
 
-use crate::dma_api::Gfp;
-use crate::dma_api::{
-    bit_mask, Attrs, Bidirectional, CoherentAllocation, DmaDevice, DmaPool, DmaRegion, FromDevice,
-    Mapping, Pages, SgTable, ToDevice, Zone,
-};
 use crate::edu::{Edu, EduDriver, MAX_XFER};
-use crate::ffi::xen_frames::{self, P2m};
-use crate::ffi::{dma_ops, ktest::Test, pci::Registration, xen};
-use crate::logic::bounce::Direction;
+use crate::kext::dma::{
+    Attrs, Bidirectional, CoherentAllocation, DmaDevice, DmaPool, DmaRegion, FromDevice, Mapping,
+    SgTable, ToDevice,
+};
+use crate::kext::page::{Gfp, Pages, Zone};
+use crate::kext::xen_frames;
+use crate::kext::{
+    dma::ops as dma_ops,
+    kunit::{self, Test},
+    pci::Registration,
+    xen,
+};
+use crate::logic::dma::dma_bit_mask;
+use crate::logic::dma::DataDirection;
 use crate::logic::xlate::{self, FrameMap};
+use crate::p2m::P2m;
 use crate::{expect, expect_eq, kunit_suite, Engine, PoolParams, Swiotlb};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KVec},
@@ -117,7 +124,7 @@ fn with_edu(t: &Test, sw: &Swiotlb, f: impl FnOnce(&Device, &Edu)) {
             let ran = reg.with_bound_named(edu_under_test().0, |_, edu| {
                 expect_eq!(
                     t,
-                    edu.dma().set_mask_and_coherent(bit_mask(edu_bits())),
+                    kunit::set_mask_and_coherent(edu.dma(), dma_bit_mask(edu_bits())),
                     Ok(())
                 );
                 f(&dev, edu)
@@ -137,7 +144,7 @@ fn with_edu(t: &Test, sw: &Swiotlb, f: impl FnOnce(&Device, &Edu)) {
 /// Pages the edu cannot reach: their bus addresses lie beyond its mask (the plain VM has most of
 /// its memory above 4 GiB; a Xen guest's frames are mostly above 256 MiB machine address).
 fn pages_beyond_mask(order: u32) -> Option<Pages> {
-    let mask = bit_mask(edu_bits());
+    let mask = dma_bit_mask(edu_bits());
     let mut keep = KVec::new();
     for _ in 0..256 {
         let p = Pages::alloc(order, Zone::Any).ok()?;
@@ -333,7 +340,7 @@ fn pool_params(t: &Test) {
 
 /// Free pages of the page allocator (blocks of a pool's orders bypass the per-CPU lists).
 fn free_pages() -> i64 {
-    crate::ffi::free_pages() as i64
+    crate::kext::page::free_pages() as i64
 }
 
 /// Widths and sizes that cannot be had fail cleanly, and give back everything they took.
@@ -437,7 +444,7 @@ fn bounce_beyond_mask(t: &Test) {
         };
         expect!(
             t,
-            scratch.dma_handle() + MAX_XFER as u64 - 1 <= bit_mask(edu_bits())
+            scratch.dma_handle() + MAX_XFER as u64 - 1 <= dma_bit_mask(edu_bits())
         );
         let (maps0, b0) = attached_counts(&sw, dev);
         expect_eq!(t, maps0, 1); // the coherent buffer
@@ -725,16 +732,20 @@ fn limits(t: &Test) {
         );
         expect!(
             t,
-            dma.set_mask(bit_mask(24)).is_err(),
+            kunit::set_mask(dma, dma_bit_mask(24)).is_err(),
             "a 24-bit mask accepted"
         );
-        expect_eq!(t, dma.set_mask(bit_mask(28)), Ok(()));
-        expect_eq!(t, dma.set_mask(bit_mask(64)), Ok(()));
-        expect!(t, !dma.supports(bit_mask(24)));
+        expect_eq!(t, kunit::set_mask(dma, dma_bit_mask(28)), Ok(()));
+        expect_eq!(t, kunit::set_mask(dma, dma_bit_mask(64)), Ok(()));
+        expect!(t, !dma.supports(dma_bit_mask(24)));
         // The required mask covers all of RAM: above 4 GiB in the plain VM; under Xen PV every
         // machine frame of the host (the VM has 2 GiB).
         let req = dma.required_mask();
-        let floor = if pv() { bit_mask(31) } else { bit_mask(33) };
+        let floor = if pv() {
+            dma_bit_mask(31)
+        } else {
+            dma_bit_mask(33)
+        };
         expect!(
             t,
             req >= floor && req.wrapping_add(1) & req == 0,
@@ -751,13 +762,21 @@ fn coherent(t: &Test) {
         return;
     };
     with_attached(t, &sw, |dev, dma| {
-        expect_eq!(t, dma.set_mask_and_coherent(bit_mask(24)).is_err(), true);
-        expect_eq!(t, dma.set_mask_and_coherent(bit_mask(28)), Ok(()));
+        expect_eq!(
+            t,
+            kunit::set_mask_and_coherent(dma, dma_bit_mask(24)).is_err(),
+            true
+        );
+        expect_eq!(
+            t,
+            kunit::set_mask_and_coherent(dma, dma_bit_mask(28)),
+            Ok(())
+        );
         let mut bufs = KVec::new();
         for _ in 0..8 {
             match CoherentAllocation::<u8>::alloc(dma, 3 * 4096, GFP_KERNEL, Attrs::NONE) {
                 Ok(c) => {
-                    expect!(t, c.dma_handle() + 3 * 4096 - 1 <= bit_mask(28));
+                    expect!(t, c.dma_handle() + 3 * 4096 - 1 <= dma_bit_mask(28));
                     let _ = bufs.push(c, GFP_KERNEL);
                 }
                 Err(e) => expect!(t, false, "coherent alloc: {:?}", e),
@@ -797,7 +816,7 @@ fn coherent(t: &Test) {
             t,
             blocks
                 .iter()
-                .all(|b| b.dma_handle() + 95 <= bit_mask(28) && b.dma_handle() % 64 == 0)
+                .all(|b| b.dma_handle() + 95 <= dma_bit_mask(28) && b.dma_handle() % 64 == 0)
         );
         drop(blocks);
         drop(pool);
@@ -853,11 +872,17 @@ fn unknown_addresses(t: &Test) {
         let (_, _, _, u0) = e.counters();
         let used = e.pool().used_slots();
         sw.with_attached(dev, |a| {
-            use crate::ffi::dma_ops::DmaOps;
+            use crate::kext::dma::ops::DmaOps;
             // Inside the pool but not a mapping's start, a wrong size, outside any mapping.
-            a.unmap_page(dev, bounce + 2048, 2048, Direction::ToDevice, Attrs::NONE);
-            a.unmap_page(dev, bounce, 100, Direction::ToDevice, Attrs::NONE);
-            a.sync_for_cpu(dev, bounce + 8192, 64, Direction::Bidirectional);
+            a.unmap_page(
+                dev,
+                bounce + 2048,
+                2048,
+                DataDirection::ToDevice,
+                Attrs::NONE,
+            );
+            a.unmap_page(dev, bounce, 100, DataDirection::ToDevice, Attrs::NONE);
+            a.sync_for_cpu(dev, bounce + 8192, 64, DataDirection::Bidirectional);
             expect_eq!(t, a.mappings(), 1);
         });
         expect_eq!(t, e.counters().3, u0 + 3);
@@ -866,8 +891,8 @@ fn unknown_addresses(t: &Test) {
         expect_eq!(t, e.pool().used_slots(), 0);
         // Nothing mapped: an unmap of a direct address is unknown too.
         sw.with_attached(dev, |a| {
-            use crate::ffi::dma_ops::DmaOps;
-            a.unmap_page(dev, 0x1000, 4096, Direction::ToDevice, Attrs::NONE);
+            use crate::kext::dma::ops::DmaOps;
+            a.unmap_page(dev, 0x1000, 4096, DataDirection::ToDevice, Attrs::NONE);
             expect_eq!(t, a.mappings(), 0);
         });
         expect_eq!(t, e.counters().3, u0 + 4);
@@ -888,7 +913,7 @@ fn straddle(t: &Test) {
     };
     let e = sw.engine().clone();
     with_attached(t, &sw, |dev, dma| {
-        expect_eq!(t, dma.set_mask(bit_mask(edu_bits())), Ok(()));
+        expect_eq!(t, kunit::set_mask(dma, dma_bit_mask(edu_bits())), Ok(()));
         // Two pages, each exchanged on its own for a frame below the mask.
         let Ok(p) = Pages::alloc(1, Zone::Any) else {
             return;
@@ -1064,7 +1089,7 @@ fn growth(t: &Test) {
         return;
     };
     let dma = DmaDevice::new(&dev);
-    if let Err(err) = dma.set_mask(bit_mask(edu_bits())) {
+    if let Err(err) = kunit::set_mask(&dma, dma_bit_mask(edu_bits())) {
         kernel::pr_info!(
             "ops: growth: the kernel's swiotlb-xen refuses a {}-bit mask ({:?}): its pool lies beyond it\n",
             edu_bits(),

@@ -2,7 +2,7 @@
 
 //! KUnit suites of the xen_swiotlb_rs test build.
 
-use crate::ffi::{ktest::Test, xen};
+use crate::kext::{kunit::Test, xen};
 use crate::{check_layout, expect, expect_eq, kunit_suite};
 
 /// The generated `dma_map_ops` and Xen memory structures match the C compiler's layout.
@@ -39,7 +39,7 @@ fn layouts_match_c(t: &Test) {
 /// `xen_version` hypercall answers under Xen (and only there).
 fn detects_lane_domain(t: &Test) {
     let domain = xen::Domain::current();
-    match crate::ffi::ktest::expected_xen().as_bytes() {
+    match crate::kext::kunit::expected_xen().as_bytes() {
         b"pv" => {
             expect!(
                 t,
@@ -66,7 +66,7 @@ fn p2m_round_trips(t: &Test) {
             expect!(t, false, "page allocation failed");
             return;
         };
-        let pfn = crate::ffi::ktest::page_pfn(&page);
+        let pfn = crate::kext::kunit::page_pfn(&page);
         let mfn = xen::pfn_to_mfn(pfn);
         expect_eq!(t, xen::mfn_to_pfn(mfn), pfn);
         if mfn != pfn {

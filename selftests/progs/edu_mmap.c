@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * User-space test of dma_api.rs's coherent mmap: /dev/xendma_edu (test builds of xen_swiotlb_rs)
- * maps a coherent buffer of two pages that QEMU's edu device copies within on request. The CPU
- * writes through the user mapping, the device copies, the CPU reads the copy through the mapping.
+ * User-space test of kext/dma/coherent.rs's mmap (CoherentAllocation::mmap): /dev/xendma_edu
+ * (test builds of xen_swiotlb_rs) maps a coherent buffer of two pages that QEMU's edu device
+ * copies within on request. The CPU writes through the user mapping, the device copies, the CPU
+ * reads the copy through the mapping.
  * Prints one KTAP line per check and "edu_mmap: N passed, M failed"; exits non-zero on failure.
  */
 #include <errno.h>

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use xendma_logic::slots::{
-    MapError, MapRequest, Mapping, PoolConfig, Released, StatsSnapshot, SyncRange, UnmapError,
+    MapError, MapRequest, PoolConfig, Released, SlotMapping, StatsSnapshot, SyncRange, UnmapError,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -189,7 +189,7 @@ impl Model {
     pub fn on_map(
         &mut self,
         req: &MapRequest,
-        res: &Result<Mapping, MapError>,
+        res: &Result<SlotMapping, MapError>,
     ) -> Result<(), String> {
         let pre = if self.geos.is_empty() {
             Some(MapError::NoSpace)

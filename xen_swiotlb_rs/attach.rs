@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The devices on one pool's ops, and how to attach and detach them.
+
+use crate::kext;
+use crate::kext::dma::ops::{self as dma_ops, Installation, Installed};
+use crate::logic::pciname::PciName;
+use crate::ops::Attached;
+use crate::Engine;
+use core::sync::atomic::{AtomicU64, AtomicUsize};
+use kernel::device::Device;
+use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::sync::{new_mutex, Arc, Mutex};
+use kernel::types::ARef;
+
+/// The devices on one pool's ops, and how to attach and detach them.
+#[pin_data(PinnedDrop)]
+pub struct Swiotlb {
+    pub(crate) engine: Arc<Engine>,
+    #[pin]
+    pub(crate) devices: Mutex<KVec<Option<Installation<Attached>>>>,
+    pub(crate) module: Option<&'static ThisModule>,
+}
+
+#[pinned_drop]
+impl PinnedDrop for Swiotlb {
+    fn drop(self: Pin<&mut Self>) {
+        // No growth may run once the module's code is gone.
+        self.engine.quiesce();
+    }
+}
+
+/// Turns a user's device name into the device.
+pub(crate) fn find_device(name: &[u8]) -> Result<(PciName, ARef<Device>)> {
+    let n = PciName::parse(name).map_err(|_| EINVAL)?;
+    let bytes = n.to_cstr_bytes();
+    let cname = CStr::from_bytes_with_nul(&bytes).map_err(|_| EINVAL)?;
+    let dev = dma_ops::pci_device(cname).ok_or(ENODEV)?;
+    Ok((n, dev))
+}
+
+impl Swiotlb {
+    /// Devices attached to `engine`; each pins `module` (if any) while attached.
+    pub fn new(engine: Arc<Engine>, module: Option<&'static ThisModule>) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                engine,
+                devices <- new_mutex!(KVec::new(), "xen_swiotlb_rs_devices"),
+                module,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The pool and counters.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Puts the PCI device named `name` on our ops: unbinds its driver, installs the table,
+    /// re-probes. `EINVAL` malformed name, `ENODEV` no such device, `EEXIST` already attached,
+    /// `EBUSY` if a driver bound itself in between.
+    pub fn attach(&self, name: &[u8]) -> Result {
+        let (n, dev) = find_device(name)?;
+        let module = match self.module {
+            Some(m) => Some(kext::sync::ModuleRef::get(m).ok_or(ENODEV)?),
+            None => None,
+        };
+        {
+            let mut devices = self.devices.lock();
+            if devices
+                .iter()
+                .flatten()
+                .any(|i| core::ptr::eq(i.device(), &*dev))
+            {
+                return Err(EEXIST);
+            }
+            let had_driver = dma_ops::has_driver(&dev);
+            dma_ops::release_driver(&dev);
+            let data = Attached {
+                engine: self.engine.clone(),
+                mappings: AtomicUsize::new(0),
+                bounces: AtomicU64::new(0),
+                exchanged: AtomicUsize::new(0),
+                _module: module,
+            };
+            let inst = match Installed::install(&dev, data) {
+                Ok(inst) => inst,
+                Err(e) => {
+                    drop(devices);
+                    if had_driver {
+                        let _ = dma_ops::reprobe(&dev);
+                    }
+                    return Err(e);
+                }
+            };
+            match devices.iter_mut().find(|s| s.is_none()) {
+                Some(slot) => *slot = Some(inst),
+                None => devices.push(Some(inst), GFP_KERNEL)?,
+            }
+        }
+        let bound = dma_ops::reprobe(&dev);
+        pr_info!(
+            "{}: attached ({})\n",
+            n,
+            match bound {
+                Ok(true) => "driver re-probed",
+                Ok(false) => "no driver",
+                Err(_) => "re-probe failed",
+            }
+        );
+        Ok(())
+    }
+
+    /// Takes the PCI device named `name` off our ops: unbinds its driver, restores the previous
+    /// ops, re-probes. `ENOENT` if not attached; `EBUSY` (and still attached, driver re-probed)
+    /// if mappings remain once the driver is gone.
+    pub fn detach(&self, name: &[u8]) -> Result {
+        let (n, dev) = find_device(name)?;
+        let result = {
+            let mut devices = self.devices.lock();
+            let slot = devices
+                .iter_mut()
+                .find(|s| s.as_ref().is_some_and(|i| core::ptr::eq(i.device(), &*dev)))
+                .ok_or(ENOENT)?;
+            dma_ops::release_driver(&dev);
+            let Some(inst) = slot.take() else {
+                return Err(ENOENT);
+            };
+            let left = inst.data().mappings();
+            if left != 0 {
+                pr_warn!("{}: not detached: {} mappings still outstanding\n", n, left);
+                *slot = Some(inst);
+                Err(EBUSY)
+            } else {
+                match inst.uninstall() {
+                    Ok(()) => Ok(()),
+                    Err((inst, e)) => {
+                        *slot = Some(inst);
+                        Err(e)
+                    }
+                }
+            }
+        };
+        let _ = dma_ops::reprobe(&dev);
+        if result.is_ok() {
+            pr_info!("{}: detached\n", n);
+        }
+        result
+    }
+
+    /// Runs `f` on each attached device.
+    pub fn for_each(&self, mut f: impl FnMut(&Installed<Attached>)) {
+        for inst in self.devices.lock().iter().flatten() {
+            f(inst);
+        }
+    }
+
+    /// Runs `f` on the attached device `dev`, if it is attached.
+    pub fn with_attached<R>(&self, dev: &Device, f: impl FnOnce(&Attached) -> R) -> Option<R> {
+        let devices = self.devices.lock();
+        let inst = devices
+            .iter()
+            .flatten()
+            .find(|i| core::ptr::eq(i.device(), dev))?;
+        Some(f(inst.data()))
+    }
+
+    /// Number of attached devices.
+    pub fn attached(&self) -> usize {
+        self.devices.lock().iter().flatten().count()
+    }
+}

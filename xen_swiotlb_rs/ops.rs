@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A device on our `dma_map_ops`: the table's operations over the engine.
+
+use crate::engine::GFP_GROW_ATOMIC;
+use crate::kext;
+use crate::kext::dma::ops::{self as dma_ops, CallerBuf, DmaOps};
+use crate::kext::dma::Attrs;
+use crate::kext::page::{Gfp, Pages, Zone};
+use crate::kext::xen_frames;
+use crate::logic::bounce_policy::{self as policy, DmaLimits, MapDecision};
+use crate::logic::dma::DataDirection;
+use crate::logic::dma::{dma_bit_mask, fls64};
+use crate::logic::slots::{MapError, UnmapError};
+use crate::logic::xlate::{self, IdentityMap};
+use crate::Engine;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use kernel::device::Device;
+use kernel::sync::Arc;
+
+/// A device on our ops: its pool and its own counters.
+pub struct Attached {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) mappings: AtomicUsize,
+    pub(crate) bounces: AtomicU64,
+    /// Coherent buffers exchanged with Xen and not yet freed.
+    pub(crate) exchanged: AtomicUsize,
+    pub(crate) _module: Option<kext::sync::ModuleRef>,
+}
+
+impl Attached {
+    /// Mappings and coherent allocations not yet undone.
+    pub fn mappings(&self) -> usize {
+        self.mappings.load(Ordering::Relaxed)
+    }
+
+    /// Mappings that were bounced.
+    pub fn bounces(&self) -> u64 {
+        self.bounces.load(Ordering::Relaxed)
+    }
+
+    /// Coherent buffers exchanged with Xen and not yet freed.
+    pub fn exchanged(&self) -> usize {
+        self.exchanged.load(Ordering::Relaxed)
+    }
+
+    /// Counts one mapping undone; false if there was none to undo (a bogus unmap).
+    pub(crate) fn put_mapping(&self) -> bool {
+        self.mappings
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+impl DmaOps for Attached {
+    fn map_page(
+        &self,
+        dev: &Device,
+        buf: CallerBuf,
+        _dir: DataDirection,
+        attrs: Attrs,
+    ) -> Option<u64> {
+        let e = &*self.engine;
+        let params = dma_ops::dma_params(dev);
+        let limits = DmaLimits::new(params.mask).with_bus_limit(params.bus_limit);
+        let quiet = attrs.contains(Attrs::NO_WARN);
+        match policy::decide_map(&e.map, &limits, buf.phys(), buf.len(), e.forced(), false) {
+            MapDecision::Direct(bus) => {
+                self.mappings.fetch_add(1, Ordering::Relaxed);
+                Some(bus)
+            }
+            MapDecision::Bounce => {
+                let (min_align, boundary) = (params.min_align_mask, params.seg_boundary);
+                let mut result = e.pool.map(&buf, min_align, boundary);
+                // Full: grow by a segment right here (no sleeping), then try once more.
+                if result == Err(MapError::NoSpace) && e.can_grow() {
+                    if e.growth.grow_inline.load(Ordering::Relaxed)
+                        && e.grow(buf.len(), GFP_GROW_ATOMIC) > 0
+                    {
+                        result = e.pool.map(&buf, min_align, boundary);
+                    } else {
+                        e.growth.grow_inline.store(false, Ordering::Relaxed);
+                    }
+                    Engine::maybe_grow_ahead(&self.engine);
+                }
+                let phys = match result {
+                    Ok(phys) => phys,
+                    Err(err) => {
+                        e.fail(dev, buf.len(), &err, quiet);
+                        return None;
+                    }
+                };
+                let Some(bus) = policy::check_bounced(&e.map, &limits, phys, buf.len()) else {
+                    // The pool is beyond this device's mask (dma_supported should have refused).
+                    let _ = e.pool.unmap(phys, buf.len(), false);
+                    e.fail(dev, buf.len(), &"bounce buffer beyond the DMA mask", quiet);
+                    return None;
+                };
+                self.mappings.fetch_add(1, Ordering::Relaxed);
+                self.bounces.fetch_add(1, Ordering::Relaxed);
+                e.counters.bounces.fetch_add(1, Ordering::Relaxed);
+                Engine::maybe_grow_ahead(&self.engine);
+                Some(bus)
+            }
+        }
+    }
+
+    fn unmap_page(&self, dev: &Device, dma: u64, size: usize, dir: DataDirection, attrs: Attrs) {
+        let e = &*self.engine;
+        let copy = dir.copy_on_unmap(attrs.contains(Attrs::SKIP_CPU_SYNC));
+        // The pool finds the address itself: one lookup, whether it is a bounce buffer or not.
+        let known = match xlate::bus_to_phys(&e.map, dma).map(|p| e.pool.unmap(p, size, copy)) {
+            Some(Ok(_)) | Some(Err(UnmapError::NotBounceAddress)) | None => self.put_mapping(),
+            Some(Err(_)) => false,
+        };
+        if !known {
+            e.unknown(dev, "unmap", dma, size);
+        }
+    }
+
+    fn sync_for_cpu(&self, dev: &Device, dma: u64, size: usize, dir: DataDirection) {
+        self.sync(dev, dma, size, dir.copy_for_cpu(), true);
+    }
+
+    fn sync_for_device(&self, dev: &Device, dma: u64, size: usize, dir: DataDirection) {
+        self.sync(dev, dma, size, dir.copy_for_device(), false);
+    }
+
+    fn alloc(&self, dev: &Device, order: u32, gfp: Gfp, _attrs: Attrs) -> Option<(Pages, u64)> {
+        let e = &*self.engine;
+        let mask = dma_ops::coherent_mask(dev);
+        // Under Xen PV the guest's zones say nothing about machine addresses: take any pages
+        // and exchange them if they do not fit.
+        let zones: &[Zone] = if e.map.is_pv() || mask >= dma_bit_mask(32) {
+            &[Zone::Any, Zone::Dma32, Zone::Dma]
+        } else if mask >= dma_bit_mask(24) {
+            &[Zone::Dma32, Zone::Dma]
+        } else {
+            &[Zone::Dma]
+        };
+        for &zone in zones {
+            let Ok(pages) = Pages::alloc_gfp(order, zone, gfp) else {
+                continue;
+            };
+            let decision = policy::decide_coherent(
+                &e.map,
+                mask,
+                pages.phys(),
+                pages.len(),
+                kernel::page::PAGE_SHIFT as u32,
+            );
+            match decision {
+                Some(policy::CoherentDecision::Direct { dma }) => {
+                    self.mappings.fetch_add(1, Ordering::Relaxed);
+                    return Some((pages, dma));
+                }
+                Some(policy::CoherentDecision::MakeContiguous { address_bits, .. })
+                    if e.map.is_pv() =>
+                {
+                    let order = pages.order();
+                    return match xen_frames::make_contiguous(pages, 0, order, address_bits, gfp) {
+                        Ok((pages, mfn)) => {
+                            xen_frames::set_remapped(&pages);
+                            self.mappings.fetch_add(1, Ordering::Relaxed);
+                            self.exchanged.fetch_add(1, Ordering::Relaxed);
+                            Some((pages, mfn << xlate::XEN_PAGE_SHIFT))
+                        }
+                        Err(_) => None,
+                    };
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn free(&self, dev: &Device, pages: Pages, dma: u64) {
+        if !self.put_mapping() {
+            self.engine.unknown(dev, "free", dma, pages.len());
+        }
+        if self.engine.map.is_pv() && xen_frames::test_clear_remapped(&pages) {
+            self.exchanged.fetch_sub(1, Ordering::Relaxed);
+            let order = pages.order();
+            // On failure the contiguous frames stay with the pages (or the pages are leaked
+            // after an inconsistent exchange): the domain loses no frames either way.
+            if let Err(f) = xen_frames::undo_contiguous(pages, 0, order, GFP_GROW_ATOMIC) {
+                drop(f.pages);
+            }
+        }
+    }
+
+    fn dma_supported(&self, _dev: &Device, mask: u64) -> bool {
+        let e = &*self.engine;
+        // A pool that may grow may grow up to its limit: judge the mask against that.
+        let last = if e.params.max_bytes > e.params.bytes {
+            e.pool.last_bus().max(dma_bit_mask(e.params.dma_bits))
+        } else {
+            e.pool.last_bus()
+        };
+        policy::dma_supported(&IdentityMap, last, mask)
+    }
+
+    fn max_mapping_size(&self, dev: &Device) -> usize {
+        self.engine
+            .pool
+            .max_mapping_size(dma_ops::dma_params(dev).min_align_mask)
+    }
+
+    fn required_mask(&self, _dev: &Device) -> u64 {
+        // Under Xen PV a guest frame may be backed by any machine frame of the host.
+        let end = match xen_frames::max_ram_page() {
+            Some(mfn) if self.engine.map.is_pv() => ((mfn + 1) << xlate::XEN_PAGE_SHIFT) - 1,
+            _ => kext::page::ram_end(),
+        };
+        dma_bit_mask(fls64(end))
+    }
+}
+
+impl Attached {
+    pub(crate) fn sync(&self, dev: &Device, dma: u64, size: usize, copy: bool, to_cpu: bool) {
+        let e = &*self.engine;
+        if !copy {
+            return;
+        }
+        // Not a bounce address: a direct mapping, and x86 is cache-coherent, nothing to do.
+        match xlate::bus_to_phys(&e.map, dma).map(|p| e.pool.sync(p, size, to_cpu)) {
+            Some(Ok(_)) | Some(Err(UnmapError::NotBounceAddress)) | None => {}
+            Some(Err(_)) => e.unknown(dev, "sync", dma, size),
+        }
+    }
+}
