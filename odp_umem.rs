@@ -12,8 +12,6 @@
 //! `kext/mmu_notifier.rs` and `kext/mm.rs`, the DMA mappings of pages in `kext/dma/`, the range
 //! arithmetic in `logic/odp.rs`.
 
-#![deny(unsafe_code)]
-
 use kernel::c_str;
 use kernel::prelude::*;
 

@@ -12,8 +12,6 @@
 //! `attach`/`detach`); their driver is unbound first and re-probed afterwards. See
 //! `Documentation/xen-swiotlb-rs.rst`.
 
-#![deny(unsafe_code)]
-
 use kernel::prelude::*;
 
 /// What the kernel crate lacks, as safe abstractions (see `Documentation/layout.rst`).
