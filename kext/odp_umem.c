@@ -12,6 +12,5 @@
 #ifdef XENDMA_KUNIT
 #include "helpers/xen.c"
 #include "helpers/pci.c"
-#include "helpers/miscdev.c"
 #include "helpers/kunit.c"
 #endif

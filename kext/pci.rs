@@ -2,28 +2,34 @@
 
 //! A minimal PCI driver abstraction (Linux 6.12's `kernel` crate has none).
 //!
-//! The C side (`kext/helpers/pci.c`) owns the `struct pci_driver` and its one-entry ID table, enables
-//! the device and bus mastering before [`Driver::probe`] and disables both after the driver data
-//! is dropped on remove. What is left for Rust is safe: a probe that returns the driver's data,
-//! BAR mappings that release themselves, and a way to use the data of a bound device.
+//! [`Registration`] builds the `struct pci_driver` and its one-entry ID table in Rust, in a pinned
+//! allocation it owns, the way `kext/dma/ops.rs` builds `struct dma_map_ops`: the driver's
+//! `probe` and `remove` are trampolines generic over the [`Driver`]. The probe trampoline enables
+//! the device and bus mastering before [`Driver::probe`] (and undoes both if it fails); the remove
+//! trampoline disables both after the driver data is dropped. What the driver writes is safe: a
+//! probe that returns the driver's data, BAR mappings that release themselves, and a way to use
+//! the data of a bound device. C helpers remain only for static inlines (`pci_get_drvdata`,
+//! `pci_resource_len`, MMIO accessors) and the embedded `struct device` of the opaque `pci_dev`.
 
 use crate::kext::bindings::{
-    pci_dev, pci_dev_get, pci_dev_put, pci_get_device, pci_iomap, pci_iounmap, pci_release_region,
-    pci_request_region, xendma_device_lock, xendma_device_unlock, xendma_mmio_read32,
-    xendma_mmio_write32, xendma_mmio_write64, xendma_pci_dev_device, xendma_pci_driven_by,
-    xendma_pci_driver, xendma_pci_driver_register, xendma_pci_driver_unregister,
-    xendma_pci_get_drvdata, xendma_pci_resource_len, xendma_pci_set_drvdata,
+    __pci_register_driver, device_driver, pci_clear_master, pci_dev, pci_dev_get, pci_dev_put,
+    pci_device_id, pci_disable_device, pci_driver, pci_enable_device, pci_get_device, pci_iomap,
+    pci_iounmap, pci_release_region, pci_request_region, pci_set_master, pci_unregister_driver,
+    xendma_device_lock, xendma_device_unlock, xendma_mmio_read32, xendma_mmio_write32,
+    xendma_mmio_write64, xendma_pci_dev_device, xendma_pci_get_drvdata, xendma_pci_resource_len,
+    xendma_pci_set_drvdata, PCI_ANY_ID,
 };
 use crate::kext::dma::DmaDevice;
-use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
+use core::{ffi::c_void, marker::PhantomData, pin::Pin, ptr::NonNull};
 use kernel::{
-    alloc::KBox,
+    alloc::{flags::GFP_KERNEL, KBox},
     device::Device,
     error::{
         code::{EINVAL, EPERM},
-        from_err_ptr, Result,
+        to_result, Result,
     },
     str::CStr,
+    types::Opaque,
     ThisModule,
 };
 
@@ -197,39 +203,71 @@ impl Drop for Bar {
     }
 }
 
+/// The C objects of a registered driver: the `struct pci_driver` and its ID table, which the PCI
+/// core reads (and, for the driver, writes) while the driver is registered.
+///
+/// # Invariants
+///
+/// Once registered, `drv.id_table` points at `ids`, and `drv.probe` and `drv.remove` are the
+/// trampolines of the [`Registration`] that owns this object.
+struct RawDriver {
+    drv: Opaque<pci_driver>,
+    ids: [pci_device_id; 2],
+}
+
 /// A registered PCI driver; unregistered (removing it from its devices) on drop.
 ///
 /// # Invariants
 ///
-/// `raw` is a driver registered by `xendma_pci_driver_register` with the trampolines of `D`.
+/// `raw.drv` is registered with the PCI core, with `D`'s trampolines and `raw.ids` as its ID
+/// table; `raw` is pinned and freed only after the driver is unregistered.
 pub struct Registration<D: Driver> {
-    raw: NonNull<xendma_pci_driver>,
+    raw: Pin<KBox<RawDriver>>,
     _p: PhantomData<D>,
 }
 
-// SAFETY: the registration is a handle to a C object that the PCI core serialises.
+// SAFETY: the registration owns C objects that the PCI core serialises (registration, probe and
+// remove); `D::Data` is `Send + Sync`.
 unsafe impl<D: Driver> Send for Registration<D> {}
-// SAFETY: `with_bound` takes the device lock; nothing else touches the C object.
+// SAFETY: `&self` only reads the driver's address; `with_bound` takes the device lock before it
+// reads a device's driver data.
 unsafe impl<D: Driver> Sync for Registration<D> {}
 
 impl<D: Driver> Registration<D> {
     /// Registers the driver; matching devices are probed before this returns.
     pub fn new(module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: the name is static, the trampolines match the C prototypes and `module` is
-        // this module.
-        let raw = from_err_ptr(unsafe {
-            xendma_pci_driver_register(
-                D::NAME.as_char_ptr(),
-                D::ID.0,
-                D::ID.1,
-                Some(Self::probe_callback),
-                Some(Self::remove_callback),
-                module.as_ptr(),
-            )
-        })?;
+        let id = pci_device_id {
+            vendor: D::ID.0.into(),
+            device: D::ID.1.into(),
+            // `PCI_ANY_ID` is `(~0)`: any subsystem vendor and device.
+            subvendor: PCI_ANY_ID as u32,
+            subdevice: PCI_ANY_ID as u32,
+            ..Default::default()
+        };
+        let raw = KBox::pin(
+            RawDriver {
+                drv: Opaque::new(pci_driver {
+                    name: D::NAME.as_char_ptr(),
+                    probe: Some(Self::probe_callback),
+                    remove: Some(Self::remove_callback),
+                    ..Default::default()
+                }),
+                // The all-zero entry terminates the table.
+                ids: [id, pci_device_id::default()],
+            },
+            GFP_KERNEL,
+        )?;
+        let drv = raw.drv.get();
+        // INVARIANT: the table lives in the same pinned allocation as the driver.
+        // SAFETY: `drv` is valid and not shared yet (the driver is not registered).
+        unsafe { (*drv).id_table = raw.ids.as_ptr() };
+        // SAFETY: `drv` is a filled-in driver in a pinned allocation that outlives the
+        // registration (it is freed only after `pci_unregister_driver`, in `drop`); its name is
+        // static and `module` is this module. On failure the PCI core keeps no pointer to it.
+        to_result(unsafe { __pci_register_driver(drv, module.as_ptr(), D::NAME.as_char_ptr()) })?;
+        // INVARIANT: registered just above, with `D`'s trampolines and `raw.ids`.
         Ok(Self {
-            // INVARIANT: registered just above, with `D`'s trampolines.
-            raw: NonNull::new(raw).ok_or(EINVAL)?,
+            raw,
             _p: PhantomData,
         })
     }
@@ -249,6 +287,13 @@ impl<D: Driver> Registration<D> {
         self.with_bound_where(|pci| pci.name().as_bytes() == name.as_bytes(), f)
     }
 
+    /// The generic driver embedded in our `struct pci_driver`: what the driver core stores in
+    /// `dev->driver` of a device bound to this driver.
+    fn device_driver(&self) -> *mut device_driver {
+        // SAFETY: `drv` is a valid `pci_driver` (type invariant); only an address is computed.
+        unsafe { core::ptr::addr_of_mut!((*self.raw.drv.get()).driver) }
+    }
+
     /// As [`Registration::with_bound`], for the first bound device that `pick` accepts.
     fn with_bound_where<R>(
         &self,
@@ -266,8 +311,13 @@ impl<D: Driver> Registration<D> {
             let gdev = unsafe { xendma_pci_dev_device(dev.as_ptr()) };
             // SAFETY: `gdev` is valid (see above); the lock serialises against probe and remove.
             unsafe { xendma_device_lock(gdev) };
-            // SAFETY: `dev` is valid and the driver `raw` is registered (type invariant).
-            let ours = unsafe { xendma_pci_driven_by(dev.as_ptr(), self.raw.as_ptr()) };
+            // SAFETY: `gdev` is valid, and locked, so the driver core does not write `driver`
+            // meanwhile.
+            let bound = unsafe { (*gdev).driver };
+            // Bound to us: the driver core sets `dev->driver` to the `device_driver` inside our
+            // `pci_driver` (and the PCI core `pdev->driver` to the `pci_driver`) before our probe,
+            // and clears both after our remove or a failed probe, under the device lock.
+            let ours = core::ptr::eq(bound, self.device_driver());
             // INVARIANT: `dev` stays referenced until the next `pci_get_device` or the put below.
             let pci = PciDevice {
                 raw: dev,
@@ -296,13 +346,27 @@ impl<D: Driver> Registration<D> {
         }
     }
 
+    /// `pci_driver.probe`: enables the device and bus mastering, then calls [`Driver::probe`];
+    /// undoes both if it fails.
+    ///
     /// # Safety
     ///
-    /// Called by the PCI core, through the C glue, with a device matched to this driver.
-    unsafe extern "C" fn probe_callback(pdev: *mut pci_dev) -> core::ffi::c_int {
+    /// Called by the PCI core, with the device lock held, with a device matched to a driver
+    /// registered by [`Registration::new`] for `D`.
+    unsafe extern "C" fn probe_callback(
+        pdev: *mut pci_dev,
+        _id: *const pci_device_id,
+    ) -> core::ffi::c_int {
         let Some(raw) = NonNull::new(pdev) else {
             return EINVAL.to_errno();
         };
+        // SAFETY: the PCI core passes a valid device, which is being probed by this driver.
+        let rc = unsafe { pci_enable_device(pdev) };
+        if rc != 0 {
+            return rc;
+        }
+        // SAFETY: valid and enabled just above.
+        unsafe { pci_set_master(pdev) };
         // INVARIANT: the PCI core keeps the device alive during probe, and this is the probe.
         let dev = PciDevice {
             raw,
@@ -315,13 +379,23 @@ impl<D: Driver> Registration<D> {
                 unsafe { xendma_pci_set_drvdata(pdev, KBox::into_raw(data).cast()) };
                 0
             }
-            Err(e) => e.to_errno(),
+            Err(e) => {
+                // SAFETY: bus mastering and the device were enabled above; the failed probe
+                // leaves nothing that uses them.
+                unsafe {
+                    pci_clear_master(pdev);
+                    pci_disable_device(pdev);
+                }
+                e.to_errno()
+            }
         }
     }
 
+    /// `pci_driver.remove`: drops the driver data, then disables bus mastering and the device.
+    ///
     /// # Safety
     ///
-    /// Called by the PCI core, through the C glue, on a device `probe_callback` accepted.
+    /// Called by the PCI core, with the device lock held, on a device `probe_callback` accepted.
     unsafe extern "C" fn remove_callback(pdev: *mut pci_dev) {
         // SAFETY: a successful probe stored a `KBox<D::Data>` here; remove runs once, under the
         // device lock, so no `with_bound` user holds a reference.
@@ -332,12 +406,19 @@ impl<D: Driver> Registration<D> {
             // SAFETY: `pdev` is valid during remove.
             unsafe { xendma_pci_set_drvdata(pdev, core::ptr::null_mut()) };
         }
+        // SAFETY: enabled by `probe_callback`, whose success bound the device; the driver data,
+        // the last user of the device, is gone.
+        unsafe {
+            pci_clear_master(pdev);
+            pci_disable_device(pdev);
+        }
     }
 }
 
 impl<D: Driver> Drop for Registration<D> {
     fn drop(&mut self) {
-        // SAFETY: registered (type invariant); unregistering removes the bound devices first.
-        unsafe { xendma_pci_driver_unregister(self.raw.as_ptr()) };
+        // SAFETY: registered (type invariant); unregistering removes the bound devices first, and
+        // the PCI core keeps no pointer to the driver afterwards, so `raw` may be freed next.
+        unsafe { pci_unregister_driver(self.raw.drv.get()) };
     }
 }

@@ -14,6 +14,5 @@
 #include "helpers/params.c"
 #ifdef XENDMA_KUNIT
 #include "helpers/pci.c"
-#include "helpers/miscdev.c"
 #include "helpers/kunit.c"
 #endif

@@ -68,17 +68,7 @@ void xendma_set_page_dirty(struct page *page);
 /* Copies len bytes at offset of the page (kmap_local_page), offset + len <= PAGE_SIZE. */
 void xendma_copy_from_page(struct page *page, size_t offset, void *dst, size_t len);
 
-/* PCI driver glue: a driver with one ID whose probe and remove call back into Rust. The glue
- * enables the device and bus mastering before probe, and undoes both after remove. */
-struct xendma_pci_driver;
-typedef int (*xendma_pci_probe_t)(struct pci_dev *pdev);
-typedef void (*xendma_pci_remove_t)(struct pci_dev *pdev);
-struct xendma_pci_driver *xendma_pci_driver_register(const char *name, u16 vendor, u16 device,
-						     xendma_pci_probe_t probe,
-						     xendma_pci_remove_t remove,
-						     struct module *owner);
-void xendma_pci_driver_unregister(struct xendma_pci_driver *drv);
-bool xendma_pci_driven_by(struct pci_dev *pdev, const struct xendma_pci_driver *drv);
+/* PCI: static inlines of 6.12 (struct pci_driver is built in kext/pci.rs), and the device lock. */
 void *xendma_pci_get_drvdata(struct pci_dev *pdev);
 void xendma_pci_set_drvdata(struct pci_dev *pdev, void *data);
 u64 xendma_pci_resource_len(struct pci_dev *pdev, int bar);
@@ -87,20 +77,6 @@ void xendma_device_unlock(struct device *dev);
 u32 xendma_mmio_read32(void __iomem *base, unsigned long offset);
 void xendma_mmio_write32(void __iomem *base, unsigned long offset, u32 value);
 void xendma_mmio_write64(void __iomem *base, unsigned long offset, u64 value);
-
-/* Misc device glue: a dynamic-minor misc device whose file operations call back into Rust with
- * the per-file pointer that open returned. The C object is reference counted by its open files,
- * so that their file operations stay valid after deregistration. */
-struct xendma_misc;
-struct vm_area_struct;
-typedef void *(*xendma_misc_open_t)(void *ctx, int *err);
-typedef void (*xendma_misc_release_t)(void *file);
-typedef int (*xendma_misc_mmap_t)(void *file, struct vm_area_struct *vma);
-typedef long (*xendma_misc_ioctl_t)(void *file, unsigned int cmd, unsigned long arg);
-struct xendma_misc *xendma_misc_register(const char *name, void *ctx, xendma_misc_open_t open,
-					 xendma_misc_release_t release, xendma_misc_mmap_t mmap,
-					 xendma_misc_ioctl_t ioctl, struct module *owner);
-void xendma_misc_deregister(struct xendma_misc *m);
 
 /* Test-build knobs: which environment the lane runner says we are in ("", "none", "pv"). */
 const char *xendma_expected_xen(void);

@@ -8,6 +8,7 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/pci.h>
 #include <linux/stddef.h>
 #include <xen/interface/xen.h>
 #include <xen/interface/memory.h>
@@ -48,6 +49,15 @@ const struct xendma_layout xendma_layouts[] = {
 	XENDMA_OFF(miscdevice, name),
 	XENDMA_OFF(miscdevice, fops),
 	XENDMA_OFF(miscdevice, this_device),
+	XENDMA_OFF(miscdevice, mode),
+	XENDMA_SIZE(pci_driver),
+	XENDMA_OFF(pci_driver, name),
+	XENDMA_OFF(pci_driver, id_table),
+	XENDMA_OFF(pci_driver, probe),
+	XENDMA_OFF(pci_driver, remove),
+	XENDMA_OFF(pci_driver, driver),
+	XENDMA_OFF(pci_driver, dynids),
+	XENDMA_OFF(pci_driver, driver_managed_dma),
 	XENDMA_SIZE(xen_memory_reservation),
 	XENDMA_OFF(xen_memory_reservation, extent_start),
 	XENDMA_OFF(xen_memory_reservation, nr_extents),

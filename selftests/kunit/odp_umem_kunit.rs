@@ -26,7 +26,7 @@ use kernel::{
 
 const PAGE: u64 = 4096;
 
-/// The generated `hmm_range` and `miscdevice` match the C compiler's layout.
+/// The generated `hmm_range`, `miscdevice` and `pci_driver` match the C compiler's layout.
 fn layouts_match_c(t: &Test) {
     check_layout!(
         t,
@@ -42,7 +42,20 @@ fn layouts_match_c(t: &Test) {
             dev_private_owner
         ]
     );
-    check_layout!(t, miscdevice, [minor, name, fops, this_device]);
+    check_layout!(t, miscdevice, [minor, name, fops, this_device, mode]);
+    check_layout!(
+        t,
+        pci_driver,
+        [
+            name,
+            id_table,
+            probe,
+            remove,
+            driver,
+            dynids,
+            driver_managed_dma
+        ]
+    );
 }
 
 kunit_suite!(ffi_suite, c"odp_umem_ffi", [layouts_match_c]);
