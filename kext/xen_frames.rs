@@ -9,6 +9,7 @@ use crate::kext::bindings::{
     xendma_xen_exchange_contig, xendma_xen_max_ram_page, xendma_xen_reservation,
 };
 use crate::kext::page::{Gfp, Pages};
+use core::ptr::NonNull;
 use kernel::error::{code::*, Error};
 use kernel::prelude::*;
 
@@ -31,6 +32,22 @@ fn extent_inside(pages: &Pages, first: usize, order: u32) -> bool {
             .is_some_and(|e| e <= 1 << pages.order())
 }
 
+/// The first page of the extent `first..first + 2^order` of `pages`, or `EINVAL` (and the pages
+/// back) if the extent is not inside them.
+fn extent_start(
+    pages: Pages,
+    first: usize,
+    order: u32,
+) -> Result<(Pages, NonNull<ffi::page>), ExchangeFailed> {
+    match pages.nth_page(first) {
+        Some(p) if extent_inside(&pages, first, order) => Ok((pages, p)),
+        _ => Err(ExchangeFailed {
+            error: EINVAL,
+            pages: Some(pages),
+        }),
+    }
+}
+
 /// Trades the machine frames behind pages `first..first + 2^order` of `pages` for one
 /// machine-contiguous extent below `2^address_bits` (`XENMEM_exchange`); the contents are zeroed.
 /// Returns the pages and the extent's first machine frame. The linear map, the p2m and the m2p
@@ -42,18 +59,7 @@ pub fn make_contiguous(
     address_bits: u32,
     gfp: Gfp,
 ) -> Result<(Pages, u64), ExchangeFailed> {
-    if !extent_inside(&pages, first, order) {
-        return Err(ExchangeFailed {
-            error: EINVAL,
-            pages: Some(pages),
-        });
-    }
-    let Some(page) = pages.nth_page(first) else {
-        return Err(ExchangeFailed {
-            error: EINVAL,
-            pages: Some(pages),
-        });
-    };
+    let (pages, page) = extent_start(pages, first, order)?;
     let mut mfn = 0u64;
     // SAFETY: the pages are ours and no one else touches them (`pages` is owned here); the range
     // is inside them (checked above). The helper rewrites their linear-map PTEs and p2m entries
@@ -76,18 +82,7 @@ pub fn undo_contiguous(
     order: u32,
     gfp: Gfp,
 ) -> Result<Pages, ExchangeFailed> {
-    if !extent_inside(&pages, first, order) {
-        return Err(ExchangeFailed {
-            error: EINVAL,
-            pages: Some(pages),
-        });
-    }
-    let Some(page) = pages.nth_page(first) else {
-        return Err(ExchangeFailed {
-            error: EINVAL,
-            pages: Some(pages),
-        });
-    };
+    let (pages, page) = extent_start(pages, first, order)?;
     // SAFETY: as in `make_contiguous`.
     let rc = unsafe { xendma_xen_exchange_back(page.as_ptr(), order, gfp.raw()) };
     match rc {

@@ -38,6 +38,21 @@ for m in xen_swiotlb_rs odp_umem; do
     if [ "$variant" = prod ] && [ "$has" != 0 ]; then die "$m.ko (production) contains KUnit suites"; fi
     if [ "$variant" = test ] && [ "$has" = 0 ]; then die "$m.ko (test build) contains no KUnit suite"; fi
 done
+# Each module links only its own C helpers (kext/<module>.c), and production modules no test
+# support: checked on the symbols, so that a helper added to the wrong place fails the build.
+if [ "$variant" = prod ]; then
+    forbidden() {  # module, what, extended regexp over "nm" lines
+        local hit
+        hit=$(nm "$src/$1.ko" | grep -E "$3" || true)
+        [ -z "$hit" ] || die "$1.ko (production) carries $2: $(echo "$hit" | head -3 | tr '\n' ' ')"
+    }
+    forbidden xen_swiotlb_rs "odp_umem's helpers" ' [TtDdRrBb] xendma_odp_| U (hmm_range_fault|mmu_interval_)'
+    forbidden odp_umem "xen_swiotlb_rs's helpers" \
+        ' [TtDdRrBb] xendma_(ops_|dev_set_dma_ops|pci_find|xen_|swiotlb_)| U (__SCT__xen_hypercall|xen_p2m_addr)'
+    for m in xen_swiotlb_rs odp_umem; do
+        forbidden $m "test support" ' [TtDdRrBb] xendma_(layouts|kunit_|odp_test_|expected_xen|pci_driven_by|misc_)'
+    done
+fi
 cp "$src"/xen_swiotlb_rs.ko "$src"/odp_umem.ko "$out/"
 # Test builds: the user-space test programs (C, static; shell scripts for busybox sh, shipped only
 # when executable), run by the guest's /init after the modules are loaded; and in bin/ the tools

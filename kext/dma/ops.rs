@@ -248,6 +248,19 @@ impl<T: DmaOps> Installed<T> {
         core::ptr::eq(cur, self.table.get())
     }
 
+    /// Under the device lock: unless a driver is bound, points the device back at the previous
+    /// table. False if a driver is bound (nothing changed).
+    fn restore_if_unbound(&self) -> bool {
+        with_device_lock(&self.dev, || {
+            // SAFETY: a valid device, locked.
+            if unsafe { ffi::xendma_dev_has_driver(raw(&self.dev)) } {
+                return false;
+            }
+            self.restore();
+            true
+        })
+    }
+
     /// Points the device back at the previous table if it uses ours (device lock held or no
     /// user of the device left).
     fn restore(&self) {
@@ -508,14 +521,7 @@ impl<T: DmaOps> Installation<T> {
     /// Restores the device's previous table and frees this one. `EBUSY` (and the installation
     /// back) if a driver is bound to the device.
     pub fn uninstall(mut self) -> core::result::Result<(), (Self, Error)> {
-        let busy = with_device_lock(&self.dev, || {
-            // SAFETY: a valid device, locked.
-            if unsafe { ffi::xendma_dev_has_driver(raw(&self.dev)) } {
-                return true;
-            }
-            self.restore();
-            false
-        });
+        let busy = !self.restore_if_unbound();
         if busy {
             return Err((self, EBUSY));
         }
@@ -538,14 +544,7 @@ impl<T: DmaOps> core::ops::Deref for Installation<T> {
 
 impl<T: DmaOps> Drop for Installation<T> {
     fn drop(&mut self) {
-        let busy = with_device_lock(&self.dev, || {
-            // SAFETY: a valid device, locked.
-            if unsafe { ffi::xendma_dev_has_driver(raw(&self.dev)) } {
-                return true;
-            }
-            self.restore();
-            false
-        });
+        let busy = !self.restore_if_unbound();
         if busy {
             pr_err!(
                 "{}: dma_map_ops dropped with a driver bound; the table stays in place\n",
