@@ -91,6 +91,11 @@ pub unsafe fn run_case(test: *mut kunit, case: fn(&Test)) {
 }
 
 /// The zero-terminated array of a suite's cases.
+///
+/// # Invariants
+///
+/// Only KUnit writes the cases (their status fields), and only while it runs the suite that
+/// points at them; Rust never reads or writes them after building the static.
 pub struct Cases<const N: usize>(UnsafeCell<[kunit_case; N]>);
 
 // SAFETY: only KUnit touches the array (through the suite pointer), under its own serialisation.
@@ -136,6 +141,11 @@ impl<const N: usize> Cases<N> {
 }
 
 /// A `struct kunit_suite`, written by KUnit while it runs the suite.
+///
+/// # Invariants
+///
+/// Only KUnit accesses the suite after the static is built (through the module's
+/// `.kunit_test_suites` entry), one run at a time.
 pub struct Suite(UnsafeCell<kunit_suite>);
 
 // SAFETY: only KUnit touches the suite, under its own serialisation.
@@ -163,6 +173,10 @@ impl Suite {
 }
 
 /// One entry of the module's `.kunit_test_suites` section: a pointer to a suite.
+///
+/// # Invariants
+///
+/// The pointer is that of a static [`Suite`], valid for the module's lifetime.
 #[repr(transparent)]
 pub struct SuiteEntry(*mut kunit_suite);
 

@@ -48,12 +48,12 @@ vm qemu plain "$out/plain.cpio.gz" 300 "xendma.lane=qemu"
 lane qemu report qemu "$out/logs/qemu.console.log"
 
 # dom0 and domU: one Xen boot; dom0 runs its lane, then starts the domU with edu passed through.
-# Under TCG the PV domU is the slow part (its odp_umem stress test alone took 276 s on a 2-core
-# machine of this kind, 2026-11-30; the domU lane needed about 550 s there, dom0 about 300 s), so
-# the domU gets 900 s and the whole boot 1500 s; a hang still ends the run, with the domU's log.
+# Under TCG the PV domU is the slow part: on a 2-core machine of this kind (2026-11-30) its
+# odp_umem stress test alone took 276 to 432 s and the whole domU about 690 s, dom0 about 330 s.
+# The domU gets 1200 s and the whole boot 1800 s; a hang still ends the run, with the domU's log.
 "$REPO/scripts/initramfs.sh" "$out/xen.cpio.gz" "$BUILD/mod-test" xen
-vm xen xen "$out/xen.cpio.gz" 1500 \
-    "xendma.lane=dom0 xendma.domu=1 xendma.bdf=0000:00:03.0 xendma.domu_timeout=900 $DOM0_ARGS"
+vm xen xen "$out/xen.cpio.gz" 1800 \
+    "xendma.lane=dom0 xendma.domu=1 xendma.bdf=0000:00:03.0 xendma.domu_timeout=1200 $DOM0_ARGS"
 lane dom0 report dom0 "$out/logs/xen.console.log"
 # The domU's console log, as dom0 printed it.
 sed -n '/@@XENDMA-DOMU-LOG-BEGIN/,/@@XENDMA-DOMU-LOG-END/p' "$out/logs/xen.console.log" \

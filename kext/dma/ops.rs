@@ -515,6 +515,11 @@ impl<T: DmaOps> Installed<T> {
 /// and the driver's `remove` has returned. If a driver is bound when the installation is
 /// dropped, the driver may be running one of the table's operations at this very moment, so the
 /// table is left in place and never freed (its data, and any module reference in it, stay too).
+///
+/// # Invariants
+///
+/// The `ManuallyDrop` holds the installed table until `uninstall` or `drop` takes it, which they
+/// do only after the device was pointed back at its previous table with no driver bound.
 pub struct Installation<T: DmaOps>(ManuallyDrop<Pin<KBox<Installed<T>>>>);
 
 impl<T: DmaOps> Installation<T> {
