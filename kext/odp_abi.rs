@@ -182,16 +182,16 @@ impl<T: UmemApi> Registration<T> {
         let cu = unsafe { &*u.cast::<CUmem<T>>() };
         match cu.umem.map_and_lock(addr as u64, len as u64, access) {
             Ok(range) => {
-                // SAFETY: the guard borrows `cu.umem`, which stays in place until the box is
-                // freed, and `release` empties the slot first (type invariant), so extending the
-                // borrow to `'static` is sound; the two types differ only in that lifetime, so
-                // they have the same layout. This task holds the lock, so it alone writes the
-                // slot.
-                unsafe {
-                    let range: T::Locked<'static> =
-                        core::mem::transmute_copy(&ManuallyDrop::new(range));
-                    *cu.locked.get() = Some(range);
-                }
+                // The guard borrows `cu.umem`, which stays in place until the box is freed, and
+                // `release` empties the slot first (type invariant), so the guard may be kept as
+                // `'static`.
+                let range = ManuallyDrop::new(range);
+                // SAFETY: the two types differ only in the guard's lifetime, so they have the same
+                // layout; `range` is not dropped (`ManuallyDrop`), so the guard is moved, not
+                // duplicated; extending the lifetime is sound (see above).
+                let range: T::Locked<'static> = unsafe { core::mem::transmute_copy(&range) };
+                // SAFETY: this task holds the umem's lock, so it alone writes the slot.
+                unsafe { *cu.locked.get() = Some(range) };
                 0
             }
             Err(e) => e.to_errno(),
