@@ -49,7 +49,7 @@ pub mod testdev;
 #[path = "selftests/kunit/odp_umem_kunit.rs"]
 mod kunit_tests;
 
-module! {
+crate::xendma_module! {
     type: OdpUmem,
     name: "odp_umem",
     author: "The xendma authors",

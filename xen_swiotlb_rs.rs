@@ -72,7 +72,7 @@ use kext::xen::Domain;
 use logic::pciname;
 use stats::FILES;
 
-module! {
+crate::xendma_module! {
     type: XenSwiotlbRs,
     name: "xen_swiotlb_rs",
     author: "The xendma authors",
@@ -121,7 +121,7 @@ impl kernel::Module for XenSwiotlbRs {
         for &(name, mode, id) in FILES {
             debugfs.add(name, mode, id)?;
         }
-        for name in pciname::list(kext::params::attach().as_bytes()) {
+        for name in pciname::list(kext::params::attach()) {
             if let Err(e) = sw.attach(name) {
                 pr_err!("attach at load failed ({:?})\n", e);
             }

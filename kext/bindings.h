@@ -14,6 +14,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/pci.h>
 #include <linux/scatterlist.h>
+#include <linux/timekeeping.h>
 #include <kunit/device.h>
 #include <kunit/test.h>
 #include <xen/interface/xen.h>

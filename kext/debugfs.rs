@@ -9,6 +9,8 @@
 //! read-only files of static `u64` counters (`debugfs_create_u64`).
 
 use crate::kext::bindings as ffi;
+#[cfg(xendma_kernel_7)]
+use crate::kext::compat::CStrExt as _;
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU64;

@@ -55,4 +55,18 @@ unsafe impl Backend for IrqSpinLockBackend {
         // SAFETY: the caller owns the lock; the flags are those its `lock` returned.
         unsafe { ffi::xendma_spin_unlock_irqrestore(ptr.cast(), *guard_state) }
     }
+
+    // 7.x's `Backend` also asks for these two.
+    #[cfg(xendma_kernel_7)]
+    unsafe fn try_lock(ptr: *mut Self::State) -> Option<Self::GuardState> {
+        let mut flags = 0;
+        // SAFETY: the caller guarantees that `init` ran on `ptr`; `flags` is writable.
+        unsafe { ffi::xendma_spin_trylock_irqsave(ptr.cast(), &mut flags) }.then_some(flags)
+    }
+
+    #[cfg(xendma_kernel_7)]
+    unsafe fn assert_is_held(ptr: *mut Self::State) {
+        // SAFETY: the caller guarantees that `init` ran on `ptr`.
+        unsafe { ffi::xendma_spin_assert_held(ptr.cast()) }
+    }
 }

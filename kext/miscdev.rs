@@ -16,6 +16,8 @@ use crate::kext::bindings::{
     file, file_operations, inode, misc_deregister, misc_register, miscdevice, module,
     vm_area_struct, MISC_DYNAMIC_MINOR,
 };
+#[cfg(xendma_kernel_7)]
+use crate::kext::compat::CStrExt as _;
 use crate::kext::mm::VmArea;
 use kernel::{
     alloc::{flags::GFP_KERNEL, KBox},

@@ -27,6 +27,7 @@ use crate::kext::bindings::{
     xendma_odp_range_end, xendma_odp_range_event, xendma_odp_range_start, xendma_odp_read_retry,
     xendma_odp_set_seq,
 };
+use crate::kext::compat::pin_init_from_closure;
 use crate::kext::mm::Mm;
 use crate::kext::page::PageRef;
 use core::{
@@ -38,9 +39,8 @@ use core::{
 use kernel::{
     alloc::{flags::GFP_KERNEL, KVec},
     error::{code::EINVAL, to_result, Error, Result},
-    init::{pin_init_from_closure, PinInit},
     new_mutex,
-    prelude::{pin_data, pinned_drop},
+    prelude::{pin_data, pinned_drop, PinInit},
     sync::{
         lock::{mutex::MutexBackend, Guard},
         Mutex,
@@ -97,7 +97,7 @@ impl NotifierRange {
 /// The owner of an [`IntervalNotifier`]: what it does when part of the range is invalidated.
 pub trait Invalidate: Send + Sync + Sized + 'static {
     /// The mirror's state, locked by both the faults and the invalidations.
-    type State: Send;
+    type State: Send + Unpin;
 
     /// Called for a blockable invalidation of `range` (which intersects the notifier's range),
     /// with `state` locked and the new sequence recorded: every fault that began before now will
@@ -136,6 +136,11 @@ unsafe impl<T: Invalidate> Sync for IntervalNotifier<T> {}
 impl<T: Invalidate> IntervalNotifier<T> {
     const OPS: mmu_interval_notifier_ops = mmu_interval_notifier_ops {
         invalidate: Some(Self::invalidate_callback),
+        // 7.x adds a two-pass variant, unused here.
+        #[cfg(xendma_kernel_7)]
+        invalidate_start: None,
+        #[cfg(xendma_kernel_7)]
+        invalidate_finish: None,
     };
 
     /// Inserts a notifier for `[start, start + len)` of `mm` (page aligned, `len > 0`), with
@@ -164,7 +169,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
                     if len == 0 || start.checked_add(len).is_none() {
                         return Err(EINVAL);
                     }
-                    let slot = Opaque::raw_get(slot);
+                    let slot = slot.cast::<mmu_interval_notifier>();
                     // SAFETY: `slot` is ours, pinned, and zeroed before insertion as the C API
                     // expects of a fresh subscription; `mm` is valid (`Mm` invariant) and the ops
                     // are a promoted constant, so `'static`. The subscription takes its own
@@ -249,7 +254,9 @@ impl<T: Invalidate> IntervalNotifier<T> {
             return false;
         }
         // SAFETY: `sub` points to the `raw` field of a live `Self` (the caller's guarantee).
-        let this = unsafe { &*kernel::container_of!(sub, Self, raw) };
+        let this = unsafe {
+            &*kernel::container_of!(sub.cast::<Opaque<mmu_interval_notifier>>(), Self, raw)
+        };
         let mut state = this.state.lock();
         // SAFETY: called from `invalidate` with the lock `lock_if_current` takes.
         unsafe { xendma_odp_set_seq(sub, cur_seq) };

@@ -8,6 +8,7 @@
 //! dependencies run from the module folders (`xen_swiotlb_rs/`, `odp_umem/`) and `selftests/`
 //! to `kext/`, and from `kext/` to the `kernel` crate and the C helpers in `kext/helpers/`.
 //!
+//! - [`compat`]: what differs between the `kernel` crates of 6.12 and 7.x.
 //! - [`bindings`]: the module-local bindgen pass (header list `bindings.h`, parameters
 //!   `bindgen_parameters`) over `kernel::bindings`.
 //! - [`dma`]: the DMA API (devices, coherent buffers, pools, streaming and scatter-gather
@@ -45,6 +46,7 @@ pub mod bindings {
     include!("bindings_generated.rs");
 }
 
+pub mod compat;
 pub mod debugfs;
 pub mod dma;
 #[cfg(xendma_swiotlb)]

@@ -140,7 +140,7 @@ impl<T: UmemApi> Registration<T> {
                 return Err(EINVAL);
             }
             // SAFETY: a valid device that outlives the umem (caller's guarantee).
-            let dev = unsafe { Device::as_ref(dev) };
+            let dev = unsafe { crate::kext::compat::device(dev) };
             // INVARIANT: the callback's contract is the caller's guarantee.
             let invalidate = CInvalidate { cb, data };
             let umem = T::get(

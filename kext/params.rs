@@ -3,6 +3,8 @@
 //! The module parameters of xen_swiotlb_rs, declared in C (`kext/helpers/params.c`).
 
 use crate::kext::bindings as ffi;
+#[cfg(xendma_kernel_7)]
+use crate::kext::compat::CStrExt as _;
 use kernel::prelude::*;
 
 /// `pool_mb`: the pool size asked for, in MiB.
@@ -36,7 +38,7 @@ pub fn force_bounce() -> bool {
 }
 
 /// `attach`: the devices to attach at load, comma-separated.
-pub fn attach() -> &'static CStr {
+pub fn attach() -> &'static [u8] {
     // SAFETY: the parameter is a NUL-terminated string that only changes at load (0444).
-    unsafe { CStr::from_char_ptr(ffi::xendma_swiotlb_attach()) }
+    crate::kext::compat::cstr_bytes(unsafe { CStr::from_char_ptr(ffi::xendma_swiotlb_attach()) })
 }

@@ -19,6 +19,8 @@ use crate::kext::bindings::{
     xendma_mmio_write64, xendma_pci_dev_device, xendma_pci_get_drvdata, xendma_pci_resource_len,
     xendma_pci_set_drvdata, PCI_ANY_ID,
 };
+#[cfg(xendma_kernel_7)]
+use crate::kext::compat::CStrExt as _;
 use crate::kext::dma::DmaDevice;
 use core::{ffi::c_void, marker::PhantomData, pin::Pin, ptr::NonNull};
 use kernel::{
@@ -284,7 +286,12 @@ impl<D: Driver> Registration<D> {
         name: &CStr,
         f: impl FnOnce(&PciDevice<'_>, &D::Data) -> R,
     ) -> Option<R> {
-        self.with_bound_where(|pci| pci.name().as_bytes() == name.as_bytes(), f)
+        self.with_bound_where(
+            |pci| {
+                crate::kext::compat::cstr_bytes(pci.name()) == crate::kext::compat::cstr_bytes(name)
+            },
+            f,
+        )
     }
 
     /// The generic driver embedded in our `struct pci_driver`: what the driver core stores in

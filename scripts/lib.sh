@@ -12,6 +12,9 @@ TOOLS=$XENDMA_CACHE/tools
 KSRC=${KSRC:-$XENDMA_CACHE/linux}
 XENROOT=${XENROOT:-$XENDMA_CACHE/xen-root}
 BUILD=${BUILD:-$REPO/build}
+# Debian's stock Rust-enabled kernel (scripts/stock-kernel.sh): a sid chroot with its compiler, the
+# unmodified kernel and modules, and a tree prepared with the Rust metadata its headers lack.
+STOCK=${STOCK:-$XENDMA_CACHE/stock}
 BINDGEN_VERSION=0.73.2
 # The dom0 test lane's kernel arguments: a small swiotlb-xen pool of the kernel's own (8 MiB,
 # smaller than the growth test's burst) and xen_swiotlb_rs on 16 MiB below 2^28 (the 28-bit edu),

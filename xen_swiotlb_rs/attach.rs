@@ -3,6 +3,7 @@
 //! The devices on one pool's ops, and how to attach and detach them.
 
 use crate::kext;
+use crate::kext::compat::ARef;
 use crate::kext::dma::ops::{self as dma_ops, Installation, Installed};
 use crate::logic::pciname::PciName;
 use crate::ops::Attached;
@@ -12,22 +13,25 @@ use kernel::device::Device;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::{new_mutex, Arc, Mutex};
-use kernel::types::ARef;
 
 /// The devices on one pool's ops, and how to attach and detach them.
-#[pin_data(PinnedDrop)]
+#[pin_data]
 pub struct Swiotlb {
+    /// First, so that it is dropped first.
+    _quiesce: Quiesce,
     pub(crate) engine: Arc<Engine>,
     #[pin]
     pub(crate) devices: Mutex<KVec<Option<Installation<Attached>>>>,
     pub(crate) module: Option<&'static ThisModule>,
 }
 
-#[pinned_drop]
-impl PinnedDrop for Swiotlb {
-    fn drop(self: Pin<&mut Self>) {
-        // No growth may run once the module's code is gone.
-        self.engine.quiesce();
+/// Stops the pool's growth when its devices' owner goes: no growth may run once the module's
+/// code is gone.
+struct Quiesce(Arc<Engine>);
+
+impl Drop for Quiesce {
+    fn drop(&mut self) {
+        self.0.quiesce();
     }
 }
 
@@ -45,6 +49,7 @@ impl Swiotlb {
     pub fn new(engine: Arc<Engine>, module: Option<&'static ThisModule>) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
+                _quiesce: Quiesce(engine.clone()),
                 engine,
                 devices <- new_mutex!(KVec::new(), "xen_swiotlb_rs_devices"),
                 module,
@@ -62,7 +67,7 @@ impl Swiotlb {
     /// re-probes. `EINVAL` malformed name, `ENODEV` no such device, `EEXIST` already attached,
     /// `EBUSY` if a driver bound itself in between.
     pub fn attach(&self, name: &[u8]) -> Result {
-        let (n, dev) = find_device(name)?;
+        let (_, dev) = find_device(name)?;
         let module = match self.module {
             Some(m) => Some(kext::sync::ModuleRef::get(m).ok_or(ENODEV)?),
             None => None,
@@ -103,7 +108,7 @@ impl Swiotlb {
         let bound = dma_ops::reprobe(&dev);
         pr_info!(
             "{}: attached ({})\n",
-            n,
+            dma_ops::device_name(&dev),
             match bound {
                 Ok(true) => "driver re-probed",
                 Ok(false) => "no driver",
@@ -117,7 +122,7 @@ impl Swiotlb {
     /// ops, re-probes. `ENOENT` if not attached; `EBUSY` (and still attached, driver re-probed)
     /// if mappings remain once the driver is gone.
     pub fn detach(&self, name: &[u8]) -> Result {
-        let (n, dev) = find_device(name)?;
+        let (_, dev) = find_device(name)?;
         let result = {
             let mut devices = self.devices.lock();
             let slot = devices
@@ -130,7 +135,11 @@ impl Swiotlb {
             };
             let left = inst.data().mappings();
             if left != 0 {
-                pr_warn!("{}: not detached: {} mappings still outstanding\n", n, left);
+                pr_warn!(
+                    "{}: not detached: {} mappings still outstanding\n",
+                    dma_ops::device_name(&dev),
+                    left
+                );
                 *slot = Some(inst);
                 Err(EBUSY)
             } else {
@@ -145,7 +154,7 @@ impl Swiotlb {
         };
         let _ = dma_ops::reprobe(&dev);
         if result.is_ok() {
-            pr_info!("{}: detached\n", n);
+            pr_info!("{}: detached\n", dma_ops::device_name(&dev));
         }
         result
     }

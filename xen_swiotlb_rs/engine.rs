@@ -15,7 +15,6 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use kernel::device::Device;
 use kernel::prelude::*;
 use kernel::sync::Arc;
-use kernel::time::Ktime;
 use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
 /// The worker grows the pool ahead of need once this share of its slots (in percent) is in use
@@ -205,10 +204,10 @@ impl Engine {
             }),
             GFP_KERNEL,
         )?;
-        let t0 = Ktime::ktime_get();
+        let t0 = kext::compat::monotonic_ns();
         let (got, fell_back) = e.fill(params.bytes, Gfp::KERNEL);
         e.growth.committed.store(got, Ordering::Relaxed);
-        let us = (Ktime::ktime_get() - t0).to_ns() / 1000;
+        let us = (kext::compat::monotonic_ns() - t0) / 1000;
         if fell_back || got < params.bytes {
             pr_warn!(
                 "pool: {} KiB of the {} KiB asked for below 2^{} ({} chunks; {})\n",
@@ -238,7 +237,7 @@ impl Engine {
                 us
             );
         }
-        e.growth.build_us.store(us as u64, Ordering::Relaxed);
+        e.growth.build_us.store(us, Ordering::Relaxed);
         Ok(e)
     }
 
@@ -444,7 +443,7 @@ impl Engine {
         &self,
         dev: &Device,
         size: usize,
-        why: &dyn core::fmt::Display,
+        why: core::fmt::Arguments<'_>,
         quiet: bool,
     ) {
         self.counters.map_failures.fetch_add(1, Ordering::Relaxed);

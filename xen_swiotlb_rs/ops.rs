@@ -86,14 +86,19 @@ impl DmaOps for Attached {
                 let phys = match result {
                     Ok(phys) => phys,
                     Err(err) => {
-                        e.fail(dev, buf.len(), &err, quiet);
+                        e.fail(dev, buf.len(), format_args!("{err}"), quiet);
                         return None;
                     }
                 };
                 let Some(bus) = policy::check_bounced(&e.map, &limits, phys, buf.len()) else {
                     // The pool is beyond this device's mask (dma_supported should have refused).
                     let _ = e.pool.unmap(phys, buf.len(), false);
-                    e.fail(dev, buf.len(), &"bounce buffer beyond the DMA mask", quiet);
+                    e.fail(
+                        dev,
+                        buf.len(),
+                        format_args!("bounce buffer beyond the DMA mask"),
+                        quiet,
+                    );
                     return None;
                 };
                 self.mappings.fetch_add(1, Ordering::Relaxed);
@@ -115,6 +120,25 @@ impl DmaOps for Attached {
         };
         if !known {
             e.unknown(dev, "unmap", dma, size);
+        }
+    }
+
+    fn map_mmio(&self, dev: &Device, phys: u64, size: usize) -> Option<u64> {
+        // MMIO is not translated (a PV domain's MMIO frames are the machine's, as swiotlb-xen
+        // assumes) and cannot be bounced: it is reachable or it is not.
+        let mask = dma_ops::dma_params(dev).mask;
+        let last = size.checked_sub(1).and_then(|n| phys.checked_add(n as u64));
+        match last {
+            Some(last) if last <= mask => Some(phys),
+            _ => {
+                self.engine.fail(
+                    dev,
+                    size,
+                    format_args!("MMIO at {phys:#x} beyond the DMA mask {mask:#x}"),
+                    false,
+                );
+                None
+            }
         }
     }
 

@@ -3,10 +3,10 @@
 //! A device's DMA view: masks, limits, what the platform supports.
 
 use crate::kext::bindings as ffi;
+use crate::kext::compat::ARef;
 use kernel::{
     device::Device,
     error::{code::EINVAL, to_result, Result},
-    types::ARef,
 };
 
 /// The DMA view of a device; holds a reference on it.

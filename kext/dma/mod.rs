@@ -103,6 +103,9 @@ impl Attrs {
     pub const ALLOC_SINGLE_PAGES: Self = Self(ffi::DMA_ATTR_ALLOC_SINGLE_PAGES as u64);
     /// No warning when the mapping fails (the caller handles it).
     pub const NO_WARN: Self = Self(ffi::DMA_ATTR_NO_WARN as u64);
+    /// The range is MMIO, not RAM (7.x, where `map_phys` carries what `map_resource` did).
+    #[cfg(xendma_map_phys)]
+    pub const MMIO: Self = Self(ffi::DMA_ATTR_MMIO as u64);
     /// Privileged-only device access.
     pub const PRIVILEGED: Self = Self(ffi::DMA_ATTR_PRIVILEGED as u64);
 

@@ -14,6 +14,9 @@
 //! (`kext/helpers/dma_ops.c`) over the implementation's single-buffer operations.
 
 use crate::kext::bindings as ffi;
+use crate::kext::compat::ARef;
+#[cfg(xendma_kernel_7)]
+use crate::kext::compat::CStrExt as _;
 use crate::kext::dma::Attrs;
 use crate::kext::page::{Gfp, Pages};
 use crate::logic::dma::DataDirection;
@@ -24,7 +27,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::device::Device;
 use kernel::prelude::*;
-use kernel::types::{ARef, Opaque};
+use kernel::types::Opaque;
 
 /// Memory that a DMA API caller lent for a streaming mapping: `len` bytes at physical address
 /// `phys`, in the kernel's linear map, which the caller leaves alone (except through the sync
@@ -77,6 +80,10 @@ pub trait DmaOps: Send + Sync + Sized + 'static {
     /// Undoes [`DmaOps::map_page`]; `dma` and `size` are what the caller mapped, unless the
     /// caller is buggy, which the implementation must survive.
     fn unmap_page(&self, dev: &Device, dma: u64, size: usize, dir: DataDirection, attrs: Attrs);
+    /// Maps `size` bytes of a physical range that is not RAM (a peer device's MMIO, as
+    /// `dma_map_resource` asks): nothing to bounce or sync. The bus address, or `None` if the
+    /// device cannot reach it. Unmapping it needs nothing.
+    fn map_mmio(&self, dev: &Device, phys: u64, size: usize) -> Option<u64>;
     /// Makes the device's writes to `size` bytes at `dma` visible to the CPU.
     fn sync_for_cpu(&self, dev: &Device, dma: u64, size: usize, dir: DataDirection);
     /// Makes the CPU's writes to `size` bytes at `dma` visible to the device.
@@ -185,11 +192,20 @@ impl<T: DmaOps> Installed<T> {
         free_pages: Some(Self::free_pages_tramp),
         mmap: Some(ffi::xendma_ops_mmap),
         get_sgtable: Some(ffi::xendma_ops_get_sgtable),
+        #[cfg(not(xendma_map_phys))]
         map_page: Some(Self::map_page_tramp),
+        #[cfg(not(xendma_map_phys))]
         unmap_page: Some(Self::unmap_page_tramp),
+        #[cfg(xendma_map_phys)]
+        map_phys: Some(Self::map_phys_tramp),
+        #[cfg(xendma_map_phys)]
+        unmap_phys: Some(Self::unmap_phys_tramp),
         map_sg: Some(ffi::xendma_ops_map_sg),
         unmap_sg: Some(ffi::xendma_ops_unmap_sg),
-        map_resource: None,
+        // 7.x maps MMIO through `map_phys` with `DMA_ATTR_MMIO` instead.
+        #[cfg(not(xendma_map_phys))]
+        map_resource: Some(Self::map_resource_tramp),
+        #[cfg(not(xendma_map_phys))]
         unmap_resource: None,
         sync_single_for_cpu: Some(Self::sync_tramp::<true>),
         sync_single_for_device: Some(Self::sync_tramp::<false>),
@@ -283,15 +299,20 @@ impl<T: DmaOps> Installed<T> {
         let table = unsafe { ffi::xendma_dev_dma_ops(dev) };
         // SAFETY: `table` is the `table` field of a live, pinned `Installed<T>` (type
         // invariant and the caller's guarantee); `Opaque` has the layout of what it wraps.
-        let this = unsafe { &*kernel::container_of!(table, Self, table) };
+        let this = unsafe {
+            &*kernel::container_of!(table.cast::<Opaque<ffi::dma_map_ops>>(), Self, table)
+        };
         // SAFETY: the caller guarantees a valid device, alive during the call.
-        (unsafe { Device::as_ref(dev) }, &this.data)
+        (unsafe { crate::kext::compat::device(dev) }, &this.data)
     }
 
+    /// `map_page` (6.x).
+    ///
     /// # Safety
     ///
     /// Called by the DMA API through the table of an `Installed<T>` (see [`Self::of`]), with
     /// the arguments its contract requires.
+    #[cfg(not(xendma_map_phys))]
     unsafe extern "C" fn map_page_tramp(
         dev: *mut ffi::device,
         page: *mut ffi::page,
@@ -300,27 +321,89 @@ impl<T: DmaOps> Installed<T> {
         dir: ffi::dma_data_direction,
         attrs: kernel::ffi::c_ulong,
     ) -> ffi::dma_addr_t {
-        // SAFETY: called through our table (see `of`).
-        let (dev, data) = unsafe { Self::of(dev) };
-        let Some(dir) = DataDirection::from_raw(dir) else {
-            return DMA_MAPPING_ERROR;
-        };
         // SAFETY: the DMA API passes a valid page.
         let Some(phys) = (unsafe { ffi::xendma_page_to_phys(page) }).checked_add(offset as u64)
         else {
             return DMA_MAPPING_ERROR;
         };
-        // INVARIANT: `map_page`'s contract: the caller lends `size` bytes at `page + offset`
-        // until the unmap.
+        // SAFETY: called through our table (see `of`), with the rest of `map_page`'s arguments.
+        unsafe { Self::map(dev, phys, size, dir, attrs) }
+    }
+
+    /// `map_phys` (7.x), which also carries MMIO mappings (`DMA_ATTR_MMIO`).
+    ///
+    /// # Safety
+    ///
+    /// Called by the DMA API through the table of an `Installed<T>` (see [`Self::of`]), with
+    /// the arguments its contract requires.
+    #[cfg(xendma_map_phys)]
+    unsafe extern "C" fn map_phys_tramp(
+        dev: *mut ffi::device,
+        phys: ffi::phys_addr_t,
+        size: usize,
+        dir: ffi::dma_data_direction,
+        attrs: kernel::ffi::c_ulong,
+    ) -> ffi::dma_addr_t {
+        if attrs as u64 & Attrs::MMIO.bits() != 0 {
+            // SAFETY: called through our table (see `of`).
+            let (dev, data) = unsafe { Self::of(dev) };
+            return data.map_mmio(dev, phys, size).unwrap_or(DMA_MAPPING_ERROR);
+        }
+        // SAFETY: called through our table (see `of`), with `map_phys`'s arguments.
+        unsafe { Self::map(dev, phys, size, dir, attrs) }
+    }
+
+    /// `map_resource` (6.x).
+    ///
+    /// # Safety
+    ///
+    /// Called by the DMA API through the table of an `Installed<T>` (see [`Self::of`]), with
+    /// the arguments its contract requires.
+    #[cfg(not(xendma_map_phys))]
+    unsafe extern "C" fn map_resource_tramp(
+        dev: *mut ffi::device,
+        phys: ffi::phys_addr_t,
+        size: usize,
+        _dir: ffi::dma_data_direction,
+        _attrs: kernel::ffi::c_ulong,
+    ) -> ffi::dma_addr_t {
+        // SAFETY: called through our table (see `of`).
+        let (dev, data) = unsafe { Self::of(dev) };
+        data.map_mmio(dev, phys, size).unwrap_or(DMA_MAPPING_ERROR)
+    }
+
+    /// The common part of `map_page` and `map_phys` for RAM.
+    ///
+    /// # Safety
+    ///
+    /// As for the trampolines: `dev` is a device with our table, and the caller lends `size`
+    /// bytes of RAM at `phys` until the unmap.
+    unsafe fn map(
+        dev: *mut ffi::device,
+        phys: u64,
+        size: usize,
+        dir: ffi::dma_data_direction,
+        attrs: kernel::ffi::c_ulong,
+    ) -> ffi::dma_addr_t {
+        // SAFETY: called through our table (the caller's guarantee).
+        let (dev, data) = unsafe { Self::of(dev) };
+        let Some(dir) = DataDirection::from_raw(dir) else {
+            return DMA_MAPPING_ERROR;
+        };
+        // INVARIANT: the mapping contract: the caller lends `size` bytes at `phys` until the
+        // unmap.
         let buf = CallerBuf { phys, len: size };
         data.map_page(dev, buf, dir, Attrs::from_bits(attrs as u64))
             .unwrap_or(DMA_MAPPING_ERROR)
     }
 
+    /// `unmap_page` (6.x).
+    ///
     /// # Safety
     ///
     /// Called by the DMA API through the table of an `Installed<T>` (see [`Self::of`]), with
     /// the arguments its contract requires.
+    #[cfg(not(xendma_map_phys))]
     unsafe extern "C" fn unmap_page_tramp(
         dev: *mut ffi::device,
         dma: ffi::dma_addr_t,
@@ -328,6 +411,29 @@ impl<T: DmaOps> Installed<T> {
         dir: ffi::dma_data_direction,
         attrs: kernel::ffi::c_ulong,
     ) {
+        // SAFETY: called through our table (see `of`).
+        let (dev, data) = unsafe { Self::of(dev) };
+        let dir = DataDirection::from_raw(dir).unwrap_or(DataDirection::Bidirectional);
+        data.unmap_page(dev, dma, size, dir, Attrs::from_bits(attrs as u64));
+    }
+
+    /// `unmap_phys` (7.x); an MMIO mapping has nothing to undo.
+    ///
+    /// # Safety
+    ///
+    /// Called by the DMA API through the table of an `Installed<T>` (see [`Self::of`]), with
+    /// the arguments its contract requires.
+    #[cfg(xendma_map_phys)]
+    unsafe extern "C" fn unmap_phys_tramp(
+        dev: *mut ffi::device,
+        dma: ffi::dma_addr_t,
+        size: usize,
+        dir: ffi::dma_data_direction,
+        attrs: kernel::ffi::c_ulong,
+    ) {
+        if attrs as u64 & Attrs::MMIO.bits() != 0 {
+            return;
+        }
         // SAFETY: called through our table (see `of`).
         let (dev, data) = unsafe { Self::of(dev) };
         let dir = DataDirection::from_raw(dir).unwrap_or(DataDirection::Bidirectional);
@@ -578,10 +684,12 @@ pub fn has_driver(dev: &Device) -> bool {
     unsafe { ffi::xendma_dev_has_driver(raw(dev)) }
 }
 
-/// The device's name (`0000:00:04.0` for a PCI device).
-pub fn device_name(dev: &Device) -> &CStr {
+/// The device's name (`0000:00:04.0` for a PCI device; `?` in the impossible case of a name
+/// that is not UTF-8).
+pub fn device_name(dev: &Device) -> &str {
     // SAFETY: a valid device; its name lives as long as the device.
-    unsafe { CStr::from_char_ptr(ffi::xendma_dev_name(raw(dev))) }
+    let name = unsafe { CStr::from_char_ptr(ffi::xendma_dev_name(raw(dev))) };
+    name.to_str().unwrap_or("?")
 }
 
 /// Unbinds the driver of `dev`, if any (waits for its `remove`).

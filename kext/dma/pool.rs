@@ -3,6 +3,8 @@
 //! DMA pools of small coherent blocks (`dma_pool_create`).
 
 use crate::kext::bindings as ffi;
+#[cfg(xendma_kernel_7)]
+use crate::kext::compat::CStrExt as _;
 use crate::kext::dma::{
     check_range, copy_from_dma, copy_to_dma, raw_gfp, DeviceReadable, DeviceWritable, DmaAddr,
     DmaDevice, DmaRegion, MAX_ALLOC,

@@ -20,14 +20,13 @@ const struct dma_map_ops *xendma_dev_dma_ops(struct device *dev)
 void xendma_dev_set_dma_ops(struct device *dev, const struct dma_map_ops *ops)
 {
 	set_dma_ops(dev, ops);
-#ifdef CONFIG_DMA_NEED_SYNC
 	/*
-	 * dma_skip_sync was computed for the previous ops when the device was
-	 * probed; a device without a driver is not re-probed, so make the DMA
-	 * API call the sync operations again. Always correct, at worst slower.
+	 * Whether to skip syncs was decided for the previous ops when the
+	 * device was probed; a device without a driver is not re-probed, so
+	 * make the DMA API call the sync operations again. Always correct, at
+	 * worst slower.
 	 */
-	dev->dma_skip_sync = false;
-#endif
+	dma_reset_need_sync(dev);
 }
 
 void xendma_dev_dma_params(struct device *dev, struct xendma_dma_params *p)
@@ -62,8 +61,12 @@ int xendma_ops_map_sg(struct device *dev, struct scatterlist *sgl, int nents, en
 	int i;
 
 	for_each_sg(sgl, sg, nents, i) {
+#ifdef XENDMA_MAP_PHYS
+		sg->dma_address = ops->map_phys(dev, sg_phys(sg), sg->length, dir, attrs);
+#else
 		sg->dma_address = ops->map_page(dev, sg_page(sg), sg->offset, sg->length, dir,
 						attrs);
+#endif
 		if (sg->dma_address == DMA_MAPPING_ERROR)
 			goto out_unmap;
 		sg_dma_len(sg) = sg->length;
@@ -85,7 +88,11 @@ void xendma_ops_unmap_sg(struct device *dev, struct scatterlist *sgl, int nents,
 	int i;
 
 	for_each_sg(sgl, sg, nents, i)
+#ifdef XENDMA_MAP_PHYS
+		ops->unmap_phys(dev, sg->dma_address, sg_dma_len(sg), dir, attrs);
+#else
 		ops->unmap_page(dev, sg->dma_address, sg_dma_len(sg), dir, attrs);
+#endif
 }
 
 void xendma_ops_sync_sg_for_cpu(struct device *dev, struct scatterlist *sgl, int nents, enum dma_data_direction dir)

@@ -59,6 +59,8 @@ u64 xendma_ram_end(void);
 /* Spinlocks taken with interrupts disabled (DMA ops may run in hard interrupt context). */
 unsigned long xendma_spin_lock_irqsave(struct spinlock *lock);
 void xendma_spin_unlock_irqrestore(struct spinlock *lock, unsigned long flags);
+bool xendma_spin_trylock_irqsave(struct spinlock *lock, unsigned long *flags);
+void xendma_spin_assert_held(struct spinlock *lock);
 unsigned int xendma_this_cpu(void);
 unsigned int xendma_possible_cpus(void);
 bool xendma_warn_ratelimit(void);

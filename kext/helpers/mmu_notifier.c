@@ -12,11 +12,18 @@
 
 #include "helpers.h"
 
-/* logic/odp.rs decodes hmm_range_fault's words with these values. */
+/*
+ * logic/odp.rs decodes hmm_range_fault's words in one layout, 6.12's: VALID, WRITE and ERROR in
+ * bits 63..61, the map order in the 5 bits from 56, the pfn below. The flags are where they
+ * always were; 7.x put three more flags below them and moved the order down to bit 53, so the
+ * words are rewritten into that layout (xendma_odp_hmm_fault) before Rust reads them.
+ */
+#define XENDMA_HMM_ORDER_SHIFT 56
+#define XENDMA_HMM_PFN_MASK ((1UL << XENDMA_HMM_ORDER_SHIFT) - 1)
 static_assert(HMM_PFN_VALID == 1UL << 63);
 static_assert(HMM_PFN_WRITE == 1UL << 62);
 static_assert(HMM_PFN_ERROR == 1UL << 61);
-static_assert(HMM_PFN_ORDER_SHIFT == 56);
+static_assert(HMM_PFN_ORDER_SHIFT <= XENDMA_HMM_ORDER_SHIFT);
 static_assert(HMM_PFN_REQ_FAULT == HMM_PFN_VALID);
 static_assert(HMM_PFN_REQ_WRITE == HMM_PFN_WRITE);
 
@@ -86,12 +93,24 @@ int xendma_odp_hmm_fault(struct mmu_interval_notifier *sub, unsigned long seq,
 	ret = hmm_range_fault(&range);
 	mmap_read_unlock(mm);
 	mmput(mm);
+	if (!ret && HMM_PFN_ORDER_SHIFT != XENDMA_HMM_ORDER_SHIFT) {
+		unsigned long i, n = (end - start) >> PAGE_SHIFT;
+
+		for (i = 0; i < n; i++) {
+			unsigned long w = pfns[i];
+
+			pfns[i] = (w & (HMM_PFN_VALID | HMM_PFN_WRITE | HMM_PFN_ERROR)) |
+				  ((unsigned long)hmm_pfn_to_map_order(w) << XENDMA_HMM_ORDER_SHIFT) |
+				  (w & ~HMM_PFN_FLAGS);
+		}
+	}
 	return ret;
 }
 
-struct page *xendma_odp_hmm_pfn_to_page(unsigned long hmm_pfn)
+/* A word as xendma_odp_hmm_fault returns it (with VALID set) to its page. */
+struct page *xendma_odp_hmm_pfn_to_page(unsigned long word)
 {
-	return hmm_pfn_to_page(hmm_pfn);
+	return pfn_to_page(word & XENDMA_HMM_PFN_MASK);
 }
 
 /* Test builds: the address space the KUnit cases borrow (kext/mm.rs, TestMm). */

@@ -47,7 +47,12 @@ u64 xendma_page_to_phys(struct page *page)
 
 struct page *xendma_nth_page(struct page *page, unsigned long n)
 {
+#ifdef nth_page
 	return nth_page(page, n);
+#else
+	/* 7.x removed nth_page(): the memmap of a contiguous range is contiguous. */
+	return page + n;
+#endif
 }
 
 void *xendma_phys_to_virt(u64 phys)

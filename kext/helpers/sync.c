@@ -23,6 +23,16 @@ void xendma_spin_unlock_irqrestore(struct spinlock *lock, unsigned long flags)
 	spin_unlock_irqrestore(lock, flags);
 }
 
+bool xendma_spin_trylock_irqsave(struct spinlock *lock, unsigned long *flags)
+{
+	return spin_trylock_irqsave(lock, *flags);
+}
+
+void xendma_spin_assert_held(struct spinlock *lock)
+{
+	lockdep_assert_held(lock);
+}
+
 unsigned int xendma_this_cpu(void)
 {
 	return raw_smp_processor_id();

@@ -11,6 +11,7 @@
 //! and read exact counters.
 
 use crate::edu::{Edu, EduDriver, MAX_XFER};
+use crate::kext::compat::ARef;
 use crate::kext::dma::{
     Attrs, Bidirectional, CoherentAllocation, DmaDevice, DmaPool, DmaRegion, FromDevice, Mapping,
     SgTable, ToDevice,
@@ -35,7 +36,6 @@ use kernel::{
     error::code::{EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOMEM},
     str::CStr,
     sync::Arc,
-    types::ARef,
 };
 
 /// The edu this lane drives and the width of its DMA mask.

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the production modules for Debian's stock kernel, inside the sid chroot that carries the
+# kernel's compiler, against the tree scripts/stock-kernel.sh prepared:
+#   build-stock.sh OUT_DIR
+# Fails on any compiler warning, and unless each module's vermagic names the stock kernel's release.
+. "$(dirname "$0")/lib.sh"
+
+out=$1
+CHROOT=$STOCK/chroot
+release=$(cat "$STOCK/release" 2>/dev/null) || die "no stock kernel prepared: run scripts/stock-kernel.sh"
+kdir=/build/linux-stock
+[ -f "$CHROOT$kdir/.xendma-prepared" ] || die "$CHROOT$kdir is not prepared: run scripts/stock-kernel.sh"
+
+src=/build/src-stock
+mkdir -p "$CHROOT$src" "$out"
+(cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
+    Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic) | tar -xf - -C "$CHROOT$src"
+"$REPO/scripts/check-unsafe.sh" || die "unsafe code outside kext/"
+
+mountpoint -q "$CHROOT/proc" || { mount -t proc proc "$CHROOT/proc"; trap 'umount "$CHROOT/proc" 2>/dev/null || true' EXIT; }
+log=$out/build.log
+cc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$CHROOT$kdir/.config")
+if ! chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+        make -C "$kdir" M="$src" CC="$cc" HOSTCC="$cc" KERNELRELEASE="$release" ${STOCK_MAKEFLAGS:-} \
+        modules > "$log" 2>&1; then
+    tail -60 "$log"
+    die "build of the modules for $release failed (full log: $log)"
+fi
+if grep -E -i '(^|[^-])warning' "$log"; then
+    die "the build for $release is not warning-free (full log: $log)"
+fi
+for m in xen_swiotlb_rs odp_umem; do
+    vm=$(/sbin/modinfo -F vermagic "$CHROOT$src/$m.ko" | cut -d' ' -f1)
+    [ "$vm" = "$release" ] || die "$m.ko: vermagic $vm, but the stock kernel is $release"
+    cp "$CHROOT$src/$m.ko" "$out/"
+done
+log "build: stock modules for $release ok ($out)"
