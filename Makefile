@@ -31,6 +31,7 @@ modules:
 setup:
 	scripts/setup.sh
 	scripts/kernel.sh
+	scripts/stock-kernel.sh
 
 run:
 	scripts/run.sh $(if $(XEN),xen,plain)

@@ -36,12 +36,12 @@ mod umem;
 pub use umem::*;
 
 /// The `edu` test device driver (test builds only).
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 #[path = "selftests/edu/edu.rs"]
 pub mod edu;
 
 /// `/dev/odp_umem`, the test device (test builds only).
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 #[path = "selftests/kunit/odp_umem_testdev.rs"]
 pub mod testdev;
 
@@ -58,7 +58,7 @@ crate::xendma_module! {
 }
 
 struct OdpUmem {
-    #[cfg(xendma_kunit)]
+    #[cfg(xendma_testdev)]
     _dev: kext::miscdev::MiscRegistration<testdev::OdpMisc>,
     _debugfs: kext::debugfs::Counters,
     _abi: kext::odp_abi::Registration<Umem>,
@@ -79,13 +79,13 @@ impl kernel::Module for OdpUmem {
             ],
         );
         let abi = kext::odp_abi::Registration::new()?;
-        #[cfg(xendma_kunit)]
+        #[cfg(xendma_testdev)]
         let dev = kext::miscdev::MiscRegistration::new(testdev::OdpMisc::new(), _module)?;
         // The KUnit cases, which run after init in kernel threads, borrow insmod's address space.
         #[cfg(xendma_kunit)]
         kext::mm::TestMm::capture();
         Ok(Self {
-            #[cfg(xendma_kunit)]
+            #[cfg(xendma_testdev)]
             _dev: dev,
             _debugfs: debugfs,
             _abi: abi,

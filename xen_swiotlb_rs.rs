@@ -54,7 +54,7 @@ pub use engine::{Engine, PoolParams};
 mod kunit_tests;
 
 /// The `edu` test device driver (test builds only).
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 #[path = "selftests/edu/edu.rs"]
 pub mod edu;
 
@@ -84,7 +84,7 @@ struct XenSwiotlbRs {
     domain: Domain,
     _debugfs: Debugfs<Swiotlb>,
     /// Test builds: `/dev/xendma_edu` for the user-space tests.
-    #[cfg(xendma_kunit)]
+    #[cfg(xendma_testdev)]
     _edu: kext::miscdev::MiscRegistration<edu::EduMisc>,
 }
 
@@ -129,7 +129,7 @@ impl kernel::Module for XenSwiotlbRs {
         Ok(Self {
             domain,
             _debugfs: debugfs,
-            #[cfg(xendma_kunit)]
+            #[cfg(xendma_testdev)]
             _edu: kext::miscdev::MiscRegistration::new(edu::EduMisc, module)?,
         })
     }

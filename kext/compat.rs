@@ -21,6 +21,13 @@ pub use kernel::init::pin_init_from_closure;
 #[cfg(xendma_kernel_7)]
 pub use pin_init::pin_init_from_closure;
 
+/// Types that may be read from and written to as bytes (`kernel::types` in 6.12,
+/// `kernel::transmute` in 7.x).
+#[cfg(xendma_kernel_7)]
+pub use kernel::transmute::{AsBytes, FromBytes};
+#[cfg(not(xendma_kernel_7))]
+pub use kernel::types::{AsBytes, FromBytes};
+
 /// The `CStr` methods of 6.12's own type that 7.x (where `CStr` is `core::ffi::CStr`) provides
 /// through an extension trait.
 #[cfg(xendma_kernel_7)]
@@ -49,6 +56,14 @@ pub fn cstr_bytes(s: &kernel::str::CStr) -> &[u8] {
     #[cfg(not(xendma_kernel_7))]
     let b = s.as_bytes();
     b
+}
+
+/// The user memory `[addr, addr + len)` (an ioctl's argument, say); 7.x takes the address as a
+/// `UserPtr`.
+pub fn user_slice(addr: usize, len: usize) -> kernel::uaccess::UserSlice {
+    #[cfg(xendma_kernel_7)]
+    let addr = kernel::uaccess::UserPtr::from_addr(addr);
+    kernel::uaccess::UserSlice::new(addr, len)
 }
 
 /// Nanoseconds of the monotonic clock (`ktime_get`; 6.12's `Ktime` is gone in 7.x, whose

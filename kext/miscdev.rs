@@ -172,7 +172,8 @@ impl<T: MiscDevice> MiscRegistration<T> {
         let misc = unsafe { (*filp).private_data }.cast::<miscdevice>();
         // SAFETY: `misc` is the `misc` field of a `MiscInner<T>` (see the function's safety
         // section); the result points at the start of that allocation.
-        let inner = unsafe { kernel::container_of!(misc, MiscInner<T>, misc) };
+        let inner =
+            unsafe { kernel::container_of!(misc.cast::<Opaque<miscdevice>>(), MiscInner<T>, misc) };
         // SAFETY: `inner` is what `Arc::into_raw` returned in `new` (type invariant of
         // `MiscRegistration`). The registration's reference lasts at least until
         // `misc_deregister` returns, which waits for this call (the misc core's lock), so the

@@ -22,7 +22,7 @@ pub struct VmArea(Opaque<ffi::vm_area_struct>);
 
 impl VmArea {
     /// The VMA, valid while `self` is borrowed (type invariant).
-    #[cfg(xendma_kunit)]
+    #[cfg(xendma_testdev)]
     pub(crate) fn as_raw(&self) -> *mut ffi::vm_area_struct {
         self.0.get()
     }

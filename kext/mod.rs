@@ -53,7 +53,7 @@ pub mod dma;
 pub mod irqlock;
 #[cfg(xendma_kunit)]
 pub mod kunit;
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 pub mod miscdev;
 pub mod mm;
 #[cfg(xendma_odp)]
@@ -63,12 +63,12 @@ pub mod odp_abi;
 pub mod page;
 #[cfg(xendma_swiotlb)]
 pub mod params;
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 pub mod pci;
 #[cfg(xendma_swiotlb)]
 pub mod publish;
 pub mod sync;
-#[cfg(any(xendma_swiotlb, xendma_kunit))]
+#[cfg(any(xendma_swiotlb, xendma_testdev))]
 pub mod xen;
 #[cfg(xendma_swiotlb)]
 pub mod xen_frames;

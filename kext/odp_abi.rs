@@ -259,7 +259,7 @@ impl<T: UmemApi> Drop for Registration<T> {
 ///
 /// `raw` is a live umem from `odp_umem_get`, released on drop, and not locked outside
 /// [`CApiUmem::with_locked`]; `_counter` is the private pointer of its callback.
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 pub struct CApiUmem {
     raw: NonNull<bindings::odp_umem>,
     _counter: &'static core::sync::atomic::AtomicU64,
@@ -267,10 +267,10 @@ pub struct CApiUmem {
 
 // SAFETY: the C API may be called from any task (the lock's owner aside, which `with_locked`
 // keeps within one call).
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 unsafe impl Send for CApiUmem {}
 // SAFETY: as above.
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 unsafe impl Sync for CApiUmem {}
 
 /// Counts invalidations: `data` is a `&'static AtomicU64`.
@@ -278,14 +278,14 @@ unsafe impl Sync for CApiUmem {}
 /// # Safety
 ///
 /// `data` points to a live `AtomicU64`.
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 unsafe extern "C" fn count_invalidation(data: *mut c_void, _start: c_ulong, _end: c_ulong) {
     // SAFETY: the counter registered with the umem, `'static`.
     let counter = unsafe { &*data.cast::<core::sync::atomic::AtomicU64>() };
     counter.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
 }
 
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 impl CApiUmem {
     /// `odp_umem_get` for the calling process, counting invalidations in `counter`.
     pub fn get(
@@ -360,7 +360,7 @@ impl CApiUmem {
     }
 }
 
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 impl Drop for CApiUmem {
     fn drop(&mut self) {
         // SAFETY: live, unlocked, released once (type invariant).

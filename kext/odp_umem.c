@@ -9,8 +9,10 @@
 #include "helpers/debugfs.c"
 #include "helpers/mmu_notifier.c"
 #include "helpers/odp_abi.c"
-#ifdef XENDMA_KUNIT
+#ifdef XENDMA_TESTDEV
 #include "helpers/xen.c"
 #include "helpers/pci.c"
+#endif
+#ifdef XENDMA_KUNIT
 #include "helpers/kunit.c"
 #endif

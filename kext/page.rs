@@ -147,7 +147,7 @@ impl Pages {
     }
 
     /// Page `n` of the block, `None` unless `n` is below `2^order`.
-    #[cfg(any(xendma_swiotlb, xendma_kunit))]
+    #[cfg(any(xendma_swiotlb, xendma_testdev))]
     pub(crate) fn nth_page(&self, n: usize) -> Option<NonNull<ffi::page>> {
         if n >> self.order != 0 {
             return None;

@@ -64,7 +64,7 @@ impl<'a> PciDevice<'a> {
     /// The generic device embedded in the PCI device.
     pub fn device(&self) -> &'a Device {
         // SAFETY: `raw` is valid for `'a` (type invariant), and so is its embedded device.
-        unsafe { Device::as_ref(xendma_pci_dev_device(self.raw.as_ptr())) }
+        unsafe { crate::kext::compat::device(xendma_pci_dev_device(self.raw.as_ptr())) }
     }
 
     /// The device's name (`0000:00:05.0`).

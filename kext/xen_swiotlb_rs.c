@@ -12,7 +12,9 @@
 #include "helpers/debugfs.c"
 #include "helpers/xen.c"
 #include "helpers/params.c"
-#ifdef XENDMA_KUNIT
+#ifdef XENDMA_TESTDEV
 #include "helpers/pci.c"
+#endif
+#ifdef XENDMA_KUNIT
 #include "helpers/kunit.c"
 #endif

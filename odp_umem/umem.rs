@@ -258,7 +258,7 @@ impl Umem {
                 }
                 Err(e) => return Err(e),
             };
-            #[cfg(xendma_kunit)]
+            #[cfg(xendma_testdev)]
             crate::testdev::park_hook();
             match faulted.lock_if_current() {
                 Ok(mut locked) => {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the production modules for Debian's stock kernel, inside the sid chroot that carries the
-# kernel's compiler, against the tree scripts/stock-kernel.sh prepared:
+# Builds the modules for Debian's stock kernel, inside the sid chroot that carries the kernel's
+# compiler, against the tree scripts/stock-kernel.sh prepared:
 #   build-stock.sh OUT_DIR
+# OUT_DIR gets the production modules, OUT_DIR/testdev/ the same modules with the test devices
+# (XENDMA_TESTDEV=1: /dev/xendma_edu, /dev/odp_umem; no KUnit, which the stock kernel lacks).
 # Fails on any compiler warning, and unless each module's vermagic names the stock kernel's release.
 . "$(dirname "$0")/lib.sh"
 
@@ -11,27 +13,34 @@ release=$(cat "$STOCK/release" 2>/dev/null) || die "no stock kernel prepared: ru
 kdir=/build/linux-stock
 [ -f "$CHROOT$kdir/.xendma-prepared" ] || die "$CHROOT$kdir is not prepared: run scripts/stock-kernel.sh"
 
-src=/build/src-stock
-mkdir -p "$CHROOT$src" "$out"
-(cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
-    Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic) | tar -xf - -C "$CHROOT$src"
 "$REPO/scripts/check-unsafe.sh" || die "unsafe code outside kext/"
-
 mountpoint -q "$CHROOT/proc" || { mount -t proc proc "$CHROOT/proc"; trap 'umount "$CHROOT/proc" 2>/dev/null || true' EXIT; }
-log=$out/build.log
 cc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$CHROOT$kdir/.config")
-if ! chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-        make -C "$kdir" M="$src" CC="$cc" HOSTCC="$cc" KERNELRELEASE="$release" ${STOCK_MAKEFLAGS:-} \
-        modules > "$log" 2>&1; then
-    tail -60 "$log"
-    die "build of the modules for $release failed (full log: $log)"
-fi
-if grep -E -i '(^|[^-])warning' "$log"; then
-    die "the build for $release is not warning-free (full log: $log)"
-fi
-for m in xen_swiotlb_rs odp_umem; do
-    vm=$(/sbin/modinfo -F vermagic "$CHROOT$src/$m.ko" | cut -d' ' -f1)
-    [ "$vm" = "$release" ] || die "$m.ko: vermagic $vm, but the stock kernel is $release"
-    cp "$CHROOT$src/$m.ko" "$out/"
-done
-log "build: stock modules for $release ok ($out)"
+
+build() {  # variant (prod|testdev), output directory, make flags...
+    local variant=$1 dest=$2 src=/build/src-stock-$1 log
+    shift 2
+    mkdir -p "$CHROOT$src" "$dest"
+    (cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
+        Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic) |
+        tar -xf - -C "$CHROOT$src"
+    log=$dest/build.log
+    # shellcheck disable=SC2086 # STOCK_MAKEFLAGS is a list of make arguments
+    if ! chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+            make -C "$kdir" M="$src" CC="$cc" HOSTCC="$cc" KERNELRELEASE="$release" "$@" ${STOCK_MAKEFLAGS:-} \
+            modules > "$log" 2>&1; then
+        tail -60 "$log"
+        die "build of the $variant modules for $release failed (full log: $log)"
+    fi
+    if grep -E -i '(^|[^-])warning' "$log"; then
+        die "the $variant build for $release is not warning-free (full log: $log)"
+    fi
+    for m in xen_swiotlb_rs odp_umem; do
+        vm=$(/sbin/modinfo -F vermagic "$CHROOT$src/$m.ko" | cut -d' ' -f1)
+        [ "$vm" = "$release" ] || die "$m.ko: vermagic $vm, but the stock kernel is $release"
+        cp "$CHROOT$src/$m.ko" "$dest/"
+    done
+}
+build prod "$out"
+build testdev "$out/testdev" XENDMA_TESTDEV=1
+log "build: stock modules for $release ok ($out, test devices in $out/testdev)"

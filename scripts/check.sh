@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# make check: installs what is missing, builds the test kernel (cached) and the modules, then runs
-# every lane (host, qemu, dom0, domU). Each lane prints "LANE: N passed, M failed"; the last line
-# is the total. Logs and summary.tsv go to build/check/.
+# make check: installs what is missing, builds the test kernel (cached), prepares Debian's stock
+# kernel (cached) and builds the modules for both, then runs every lane: host, qemu, dom0, domU on the
+# 6.12 test kernel; stock-build, stock-qemu, stock-dom0, stock-domU on the unmodified stock kernel.
+# Each lane prints "LANE: N passed, M failed"; the last line is the total. Logs and summary.tsv go
+# to build/check/.
 . "$(dirname "$0")/lib.sh"
 
 start=$(date +%s)
 "$REPO/scripts/setup.sh"
 "$REPO/scripts/kernel.sh"
+"$REPO/scripts/stock-kernel.sh"
 
 out=$BUILD/check
 rm -rf "$out"
@@ -18,6 +21,7 @@ results=()
 
 "$REPO/scripts/build-modules.sh" prod "$BUILD/mod-prod"
 "$REPO/scripts/build-modules.sh" test "$BUILD/mod-test"
+"$REPO/scripts/build-stock.sh" "$BUILD/mod-stock"
 
 lane() {  # name, command...: runs a lane, keeps its one result line
     local name=$1 line rc=0
@@ -38,8 +42,8 @@ vm() {  # name, kind, initramfs, timeout, cmdline: boots a VM; the lane report j
     "$REPO/scripts/vm.sh" "$2" "$3" "$out/logs/$1.console.log" "$4" "$5" || rc=$?
     log "$1: VM ran $((SECONDS - t0)) s (exit $rc)"
 }
-report() {  # lane, console log
-    python3 "$REPO/scripts/lane_report.py" "$1" "$2" "$BUILD/mod-test" "$KUNIT_PY" "$out"
+report() {  # lane, console log[, module dir]
+    python3 "$REPO/scripts/lane_report.py" "$1" "$2" "${3:-$BUILD/mod-test}" "$KUNIT_PY" "$out"
 }
 
 # qemu: plain TCG guest with an edu and an nvme device.
@@ -61,6 +65,22 @@ sed -n '/@@XENDMA-DOMU-LOG-BEGIN/,/@@XENDMA-DOMU-LOG-END/p' "$out/logs/xen.conso
 # QEMU's output (the edu device's address complaints) covers both guests of that boot.
 cp "$out/logs/xen.console.log.qemu" "$out/logs/domU.console.log.qemu" 2>/dev/null || true
 lane domU report domU "$out/logs/domU.console.log"
+
+# Debian's stock kernel, unmodified, with the production modules built for it (scripts/stock-kernel.sh
+# says which release; the lanes' logs print its uname -r and taint). Test programs as above; what
+# needs the test builds' KUnit or test devices, or dma_map_benchmark, is reported skipped.
+lane stock-build "$REPO/scripts/stock-build-lane.sh" "$BUILD/mod-stock" "$out"
+PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-plain.cpio.gz" "$BUILD/mod-stock" stock-plain
+KERNEL=$(stock_vmlinuz) vm stock-qemu plain "$out/stock-plain.cpio.gz" 600 "xendma.lane=stock-qemu"
+lane stock-qemu report stock-qemu "$out/logs/stock-qemu.console.log" "$BUILD/mod-stock"
+PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-xen.cpio.gz" "$BUILD/mod-stock" stock-xen
+KERNEL=$(stock_vmlinuz) vm stock-xen xen "$out/stock-xen.cpio.gz" 1800 \
+    "xendma.lane=stock-dom0 xendma.domu=1 xendma.bdf=0000:00:03.0 xendma.domu_timeout=1200 $DOM0_ARGS"
+lane stock-dom0 report stock-dom0 "$out/logs/stock-xen.console.log" "$BUILD/mod-stock"
+sed -n '/@@XENDMA-DOMU-LOG-BEGIN/,/@@XENDMA-DOMU-LOG-END/p' "$out/logs/stock-xen.console.log" \
+    > "$out/logs/stock-domU.console.log"
+cp "$out/logs/stock-xen.console.log.qemu" "$out/logs/stock-domU.console.log.qemu" 2>/dev/null || true
+lane stock-domU report stock-domU "$out/logs/stock-domU.console.log" "$BUILD/mod-stock"
 
 echo "logs: $out/logs"
 echo "summary: $out/summary.tsv"

@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Builds a busybox initramfs for the test VMs.
-#   initramfs.sh OUT.cpio.gz MODULE_DIR [xen]
+#   initramfs.sh OUT.cpio.gz MODULE_DIR [plain|xen|stock-plain|stock-xen]
 # MODULE_DIR holds the .ko files to load; with "xen", the image is a dom0 one: it also gets the Xen
-# toolstack, the kernel and a nested plain initramfs for the domU.
+# toolstack, the kernel and a nested plain initramfs for the domU. The stock- kinds are for Debian's
+# stock kernel (scripts/stock-kernel.sh): its own modules that the lanes need (nvme; Xen's backends
+# and frontends) come from its packages, and the test programs from PROG_DIR (default MODULE_DIR),
+# since the kernel-independent programs are built once, with the test modules.
 . "$(dirname "$0")/lib.sh"
 
 out=$(realpath -m "$1") moddir=$(realpath "$2") kind=${3:-plain}
+progdir=$(realpath "${PROG_DIR:-$2}")
+stock=
+case $kind in
+plain|xen) ;;
+stock-plain|stock-xen) stock=$(cat "$STOCK/release") || die "no stock kernel: run scripts/stock-kernel.sh" ;;
+*) die "initramfs.sh: unknown kind $kind" ;;
+esac
 MODULES=(xen_swiotlb_rs odp_umem)
 stage=$(mktemp -d "$BUILD/initramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -20,25 +30,47 @@ for m in "${MODULES[@]}"; do
     cp "$moddir/$m.ko" "$stage/lib/xendma/"
 done
 printf '%s\n' "${MODULES[@]}" > "$stage/lib/xendma/modules.order"
-if [ -d "$moddir/tests" ]; then
-    cp -a "$moddir/tests/." "$stage/lib/xendma/tests/"
+if [ -d "$progdir/tests" ]; then
+    cp -a "$progdir/tests/." "$stage/lib/xendma/tests/"
 fi
 # Tools the tests use (not tests themselves: /init runs everything in tests/, nothing in bin/).
-if [ -d "$moddir/bin" ]; then
+if [ -d "$progdir/bin" ]; then
     mkdir -p "$stage/lib/xendma/bin"
-    cp -a "$moddir/bin/." "$stage/lib/xendma/bin/"
+    cp -a "$progdir/bin/." "$stage/lib/xendma/bin/"
 fi
 
 # The domU needs pcifront to see its passed-through device (dom0 images get it with the toolstack).
 mkdir -p "$stage/lib/xendma-xen"
-cp "$KSRC/drivers/pci/xen-pcifront.ko" "$stage/lib/xendma-xen/"
+if [ -n "$stock" ]; then
+    # /init loads lib/xendma-stock (in its order file) before the project's modules.
+    echo "$stock" > "$stage/lib/xendma/stock"
+    # The same modules with the test devices, for the programs that need them (build-stock.sh).
+    mkdir -p "$stage/lib/xendma/testdev"
+    for m in "${MODULES[@]}"; do
+        cp "$moddir/testdev/$m.ko" "$stage/lib/xendma/testdev/"
+    done
+    "$REPO/scripts/stock-modules.sh" "$stage/lib/xendma-stock" nvme
+    "$REPO/scripts/stock-modules.sh" "$stage/lib/xendma-xen" xen-pcifront
+else
+    cp "$KSRC/drivers/pci/xen-pcifront.ko" "$stage/lib/xendma-xen/"
+fi
 
-if [ "$kind" = xen ]; then
+case $kind in
+xen)
     "$REPO/scripts/xen-rootfs.sh" "$stage"
     cp "$REPO/selftests/guest/xen-domU.sh" "$stage/lib/xendma/xen-domU.sh"
     cp "$KSRC/arch/x86/boot/bzImage" "$stage/boot/bzImage"
     "$0" "$stage/boot/domU.cpio.gz" "$moddir" plain
-fi
+    ;;
+stock-xen)
+    XEN_MODULES=stock "$REPO/scripts/xen-rootfs.sh" "$stage"
+    "$REPO/scripts/stock-modules.sh" "$stage/lib/xendma-xen" xen-evtchn xen-privcmd xenfs xen-gntdev \
+        xen-gntalloc xen-pciback xen-pcifront
+    cp "$REPO/selftests/guest/xen-domU.sh" "$stage/lib/xendma/xen-domU.sh"
+    cp "$(stock_vmlinuz)" "$stage/boot/bzImage"
+    PROG_DIR=$progdir "$0" "$stage/boot/domU.cpio.gz" "$moddir" stock-plain
+    ;;
+esac
 
 (cd "$stage" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -1 > "$out.tmp")
 mv "$out.tmp" "$out"

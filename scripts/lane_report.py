@@ -7,7 +7,9 @@ Takes the kernel log block the guest printed for LANE, splits it at each module'
 each part to the kernel's own KUnit parser (tools/testing/kunit/kunit.py parse --json), and checks:
 the parser succeeded, every suite built into the modules ran, every test program exited 0, no
 module failed to load or unload, kmemleak found nothing, and the log has no BUG/WARNING/Oops/
-KASAN-style report. Appends per-suite rows to OUT_DIR/summary.tsv and prints one line
+KASAN-style report. A stock- lane (Debian's stock kernel, production modules) has no KUnit: there
+each module must carry no suite, and the log must name the stock kernel's release and taint.
+A program that exits 4 was skipped (its output says why). Appends per-suite rows to OUT_DIR/summary.tsv and prints one line
 "LANE: N passed, M failed, K skipped". Exit status 1 when the lane failed.
 """
 import json
@@ -64,6 +66,16 @@ def main():
                 problems.append('QEMU: ' + l.strip())
                 break
 
+    stock = os.path.basename(lane).startswith('stock-')
+    if stock:
+        rel = [l for l in stripped if l.startswith('xendma: stock kernel: uname -r')]
+        if not rel:
+            problems.append('the log does not name the stock kernel it ran on')
+        else:
+            print('%s: %s' % (lane, rel[0][len('xendma: '):]))
+            taint = [l for l in stripped if 'with the modules loaded' in l]
+            if taint:
+                print('%s: %s' % (lane, taint[0][len('xendma: '):]))
     rows = []
     passed = failed = skipped = 0
     modules = [l.split()[2] for l in stripped if re.match(r'xendma: insmod \S+ begin$', l)]
@@ -82,6 +94,10 @@ def main():
         jsonf = os.path.join(outdir, '%s-%s.json' % (lane, mod))
         open(ktap, 'w').write(part)
         expected = suites_built(ko)
+        if stock:
+            if expected:
+                problems.append('%s: a production module for the stock kernel carries KUnit suites' % mod)
+            continue
         if expected == 0:
             problems.append('%s: the module carries no KUnit suite' % mod)
             continue
@@ -115,23 +131,29 @@ def main():
 
     # Userspace test programs: a program that prints "NAME: N passed, M failed" counts as N + M
     # tests; any other counts as one. A non-zero exit status is always a failure.
+    # "NAME: N passed, M failed, K skipped" adds K skips; exit status 4 (KTAP's skip) with no
+    # pass and no failure is a skipped program.
     counted = {}
     for l in stripped:
-        pc = re.match(r'xendma: program (\S+): (\S+): (\d+) passed, (\d+) failed$', l)
+        pc = re.match(r'xendma: program (\S+): (\S+): (\d+) passed, (\d+) failed(?:, (\d+) skipped)?$', l)
         if pc and pc.group(1) == pc.group(2):
-            counted[pc.group(1)] = (int(pc.group(3)), int(pc.group(4)))
+            counted[pc.group(1)] = (int(pc.group(3)), int(pc.group(4)), int(pc.group(5) or 0))
     for l in stripped:
         pm = re.match(r'xendma: program (\S+) rc=(\d+)$', l)
         if pm:
-            ok = pm.group(2) == '0'
-            p, f = counted.get(pm.group(1), (int(ok), int(not ok)))
-            if not ok and f == 0:
+            rc = pm.group(2)
+            ok = rc == '0'
+            p, f, s = counted.get(pm.group(1), (int(ok), int(not ok and rc != '4'), int(rc == '4')))
+            if rc == '4' and (p or f or not s):
+                f = max(f, 1)  # a skip is all or nothing
+            elif not ok and rc != '4' and f == 0:
                 f = 1
             if ok and p == 0:
                 f = max(f, 1)
-            rows.append((lane, pm.group(1), p, f, 0))
+            rows.append((lane, pm.group(1), p, f, s))
             passed += p
             failed += f
+            skipped += s
     for l in stripped:
         rm = re.match(r'xendma: rmmod (\S+) rc=(\d+)$', l)
         if rm and rm.group(2) != '0':

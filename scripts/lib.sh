@@ -28,5 +28,12 @@ KRUST=(RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RU
 # rustup's cargo (host tests, bindgen-cli install) may not be on PATH in a non-login shell.
 case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) PATH=$PATH:$HOME/.cargo/bin ;; esac
 
+# The stock kernel's image, unmodified.
+stock_vmlinuz() {
+    local release
+    release=$(cat "$STOCK/release" 2>/dev/null) || die "no stock kernel: run scripts/stock-kernel.sh"
+    echo "$STOCK/root/usr/lib/modules/$release/vmlinuz"
+}
+
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

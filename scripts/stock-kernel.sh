@@ -90,5 +90,8 @@ mkdir -p "$CHROOT/build"
 install -m 755 "$REPO/scripts/prepare-kdir.sh" "$CHROOT/build/prepare-kdir.sh"
 mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
 trap 'umount "$CHROOT/proc" 2>/dev/null || true' EXIT
-in_chroot env CC="$cc" /build/prepare-kdir.sh "$hdr" "/usr/src/linux-source-$series.tar.xz" /build/linux-stock
+in_chroot env CC="$cc" /build/prepare-kdir.sh "$hdr" "/usr/src/linux-source-$series.tar.xz" /build/linux-stock \
+    2>&1 | tee "$STOCK/prepare.out" >&2
+# The log of the last real preparation (with its symbol check) is kept for the stock-build lane.
+if grep -q 'Rust symbols' "$STOCK/prepare.out"; then mv "$STOCK/prepare.out" "$STOCK/prepare.log"; fi
 log "stock-kernel: $release ($want) ready; Rust metadata in $CHROOT/build/linux-stock"

@@ -8,7 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 
 kind=$1 initrd=$2 log=$3 timeout_s=$4 cmdline=$5
-kernel=$KSRC/arch/x86/boot/bzImage
+# KERNEL: another kernel image (Debian's stock kernel for the stock- lanes).
+kernel=${KERNEL:-$KSRC/arch/x86/boot/bzImage}
 nvme=$BUILD/nvme.img
 [ -f "$nvme" ] || truncate -s 64M "$nvme"
 

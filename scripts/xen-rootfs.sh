@@ -73,6 +73,8 @@ autoballoon="off"
 lockfile="/var/lock/xl"
 EOF
 
+# XEN_MODULES=stock: the caller brings the stock kernel's modules (scripts/stock-modules.sh).
+[ "${XEN_MODULES:-}" = stock ] && exit 0
 for m in "${modules[@]}"; do
     [ -f "$KSRC/$m" ] || die "$KSRC/$m missing (kernel not built with it as a module?)"
     install -m 0644 "$KSRC/$m" "$STAGING/lib/xendma-xen/$(basename "$m")"

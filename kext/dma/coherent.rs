@@ -3,6 +3,7 @@
 //! Coherent DMA buffers (`dma_alloc_attrs`).
 
 use crate::kext::bindings as ffi;
+use crate::kext::compat::{AsBytes, FromBytes};
 use crate::kext::dma::{
     check_range, copy_from_dma, copy_to_dma, raw_gfp, Attrs, DeviceReadable, DeviceWritable,
     DmaAddr, DmaDevice, DmaRegion, MAX_ALLOC,
@@ -15,7 +16,6 @@ use kernel::{
         code::{EINVAL, ENOMEM},
         to_result, Result,
     },
-    types::{AsBytes, FromBytes},
 };
 
 /// Coherent DMA memory for `count` values of `T` (`dma_alloc_attrs`), freed on drop.

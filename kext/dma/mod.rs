@@ -34,7 +34,7 @@
 
 use crate::kext::bindings as ffi;
 use core::ops::BitOr;
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 use kernel::alloc::{flags, Flags};
 use kernel::error::{code::EINVAL, Result};
 
@@ -43,29 +43,29 @@ pub type DmaAddr = u64;
 
 pub use crate::kext::page::{MAX_ALLOC, MAX_ORDER, PAGE_SIZE};
 
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 mod coherent;
 mod device;
 #[cfg(xendma_swiotlb)]
 pub mod ops;
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 mod pool;
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 mod sg;
 mod streaming;
 
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 pub use coherent::CoherentAllocation;
 pub use device::DmaDevice;
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 pub use pool::{DmaPool, PoolBlock};
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 pub use sg::{DmaSegment, Segments, SgCpuOwned, SgMapping, SgTable};
 #[cfg(xendma_odp)]
 pub use streaming::PageMapping;
 pub use streaming::{CpuOwned, LinearBuf, MapFailed, Mapping};
 
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 pub(crate) fn raw_gfp(flags: Flags) -> ffi::gfp_t {
     let base = if flags.contains(flags::GFP_KERNEL) {
         ffi::GFP_KERNEL
@@ -200,7 +200,7 @@ pub trait DeviceWritable: DmaRegion {}
 /// # Safety
 ///
 /// `dst` must be valid for `src.len()` byte writes.
-#[cfg(xendma_kunit)]
+#[cfg(xendma_testdev)]
 pub(crate) unsafe fn copy_to_dma(dst: *mut u8, src: &[u8]) {
     for (i, b) in src.iter().enumerate() {
         // SAFETY: in bounds by the caller's guarantee.

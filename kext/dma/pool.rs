@@ -72,7 +72,7 @@ impl DmaPool {
         }
         // SAFETY: the device is valid; the name is copied by `dma_pool_create`.
         let raw = unsafe {
-            ffi::dma_pool_create(name.as_char_ptr(), dev.as_raw(), size, align, boundary)
+            ffi::xendma_dma_pool_create(name.as_char_ptr(), dev.as_raw(), size, align, boundary)
         };
         let raw = NonNull::new(raw).ok_or(ENOMEM)?;
         let inner = PoolInner {

@@ -4,6 +4,7 @@
  */
 #include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
+#include <linux/dmapool.h>
 #include <linux/scatterlist.h>
 
 #include "helpers.h"
@@ -98,4 +99,11 @@ u64 xendma_sg_dma_address(struct scatterlist *sg)
 unsigned int xendma_sg_dma_len(struct scatterlist *sg)
 {
 	return sg_dma_len(sg);
+}
+
+/* dma_pool_create is a function in 6.12 and a wrapper of dma_pool_create_node in 7.x. */
+struct dma_pool *xendma_dma_pool_create(const char *name, struct device *dev, size_t size,
+					size_t align, size_t boundary)
+{
+	return dma_pool_create(name, dev, size, align, boundary);
 }

@@ -36,6 +36,8 @@ unsigned long xendma_page_to_pfn(struct page *page);
 struct device *xendma_pci_dev_device(struct pci_dev *pdev);
 int xendma_dma_mapping_error(struct device *dev, u64 dma_addr);
 u64 xendma_dma_get_mask(struct device *dev);
+struct dma_pool *xendma_dma_pool_create(const char *name, struct device *dev, size_t size,
+					size_t align, size_t boundary);
 
 /* DMA API pieces that are static inline or macros in 6.12. */
 bool xendma_dma_supported(struct device *dev, u64 mask);

@@ -12,6 +12,7 @@
 //!
 //! Everything here goes through [`crate::kext::dma`] and [`crate::kext::pci`]: it makes no raw kernel access.
 
+use crate::kext::compat::user_slice;
 use crate::kext::dma::{Attrs, CoherentAllocation, DeviceReadable, DeviceWritable, DmaDevice};
 use crate::kext::mm::VmArea;
 use crate::kext::{
@@ -29,7 +30,6 @@ use kernel::{
     },
     prelude::*,
     str::CStr,
-    uaccess::UserSlice,
 };
 
 /// The device's own buffer, in bytes.
@@ -275,7 +275,7 @@ impl MiscDevice for EduMisc {
         if cmd != IOCTL_COPY {
             return Err(ENOTTY);
         }
-        let [src, dst, len, flags] = UserSlice::new(arg, 16).reader().read::<[u32; 4]>()?;
+        let [src, dst, len, flags] = user_slice(arg, 16).reader().read::<[u32; 4]>()?;
         if flags != 0 {
             return Err(EINVAL);
         }

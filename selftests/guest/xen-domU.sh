@@ -110,15 +110,26 @@ EOF
 rm -f "$CONLOG"
 trace "xl create"
 # -F: xl stays in the foreground until the domain has shut down, and logs the reason.
+# -p: the domain starts paused and runs only once libxl has finished creating it, PCI backend
+# included (xl then says "Waiting for domain ... to die"). A domU that boots fast (Debian's stock
+# 7.2 kernel reaches /init in 12 s) otherwise loads pcifront while libxl still writes the device's
+# xenstore nodes; 7.x's xenbus then takes the frontend's state for reset, re-creates the device,
+# and the first connection (to which pciback answered) is lost: no PCI device ever appears.
 if [ "$VERBOSE" = 2 ]; then
     # libxl debug log, each line prefixed with dom0 uptime; printed at the end.
-    ( xl -vvv create -F "$CFG" 2>&1; echo "xl-exit $?" ) |
+    ( xl -vvv create -p -F "$CFG" 2>&1; echo "xl-exit $?" ) |
         awk '{ getline u < "/proc/uptime"; close("/proc/uptime"); split(u, a, " ")
                print a[1], $0; fflush() }' > "$XLLOG" &
 else
-    xl create -F "$CFG" > "$XLLOG" 2>&1 &
+    xl create -p -F "$CFG" > "$XLLOG" 2>&1 &
 fi
 xlpid=$!
+t=0
+until grep -q 'Waiting for domain' "$XLLOG" 2>/dev/null || ! kill -0 $xlpid 2>/dev/null || [ $t -ge 240 ]; do
+    sleep 0.25; t=$((t + 1))
+done
+trace "domain created, unpausing"
+xl unpause "$NAME" 2>/dev/null || echo "xen-domU: xl unpause $NAME failed" >&2
 
 # One fork per round (sleep): every fork costs a PV dom0 a pile of page-table hypercalls.
 now_s; start=$now

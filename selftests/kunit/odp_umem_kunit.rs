@@ -9,6 +9,7 @@
 //! must retry and map the new page, never the old one.
 
 use crate::edu::EduDriver;
+use crate::kext::compat::user_slice;
 use crate::kext::dma::DmaDevice;
 use crate::kext::mm::{Mm, TestMm};
 use crate::kext::odp_abi::CApiUmem;
@@ -20,7 +21,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
     prelude::*,
     sync::Arc,
-    uaccess::UserSlice,
     workqueue::{self, impl_has_work, new_work, Work, WorkItem},
 };
 
@@ -111,7 +111,7 @@ fn no_mm_no_umem(t: &Test) {
 
 fn fill_user(addr: u64, byte: u8) -> Result {
     let data = [byte; PAGE as usize];
-    UserSlice::new(addr as usize, PAGE as usize)
+    user_slice(addr as usize, PAGE as usize)
         .writer()
         .write_slice(&data)
 }

@@ -12,6 +12,7 @@
 //! and a second gets `EBUSY`.
 
 use crate::edu::{EduDriver, MAX_XFER};
+use crate::kext::compat::user_slice;
 use crate::kext::dma::{Attrs, CoherentAllocation, DmaDevice, PageMapping, PAGE_SIZE};
 use crate::kext::odp_abi::CApiUmem;
 use crate::kext::{self, miscdev::MiscDevice, pci::Registration};
@@ -25,7 +26,6 @@ use kernel::{
     prelude::*,
     str::CStr,
     sync::{Arc, Mutex},
-    uaccess::UserSlice,
 };
 
 const TY: u32 = b'O' as u32;
@@ -176,7 +176,7 @@ impl OdpFile {
     }
 
     fn register(&self, arg: usize) -> Result<isize> {
-        let (mut r, mut w) = UserSlice::new(arg, 40).reader_writer();
+        let (mut r, mut w) = user_slice(arg, 40).reader_writer();
         let [start, len, page_size, access, _] = r.read::<[u64; 5]>()?;
         let page = PageSize::from_bytes(page_size).map_err(arg_errno)?;
         let access = u32::try_from(access)
@@ -212,7 +212,7 @@ impl OdpFile {
     }
 
     fn unregister(&self, arg: usize) -> Result<isize> {
-        let handle = UserSlice::new(arg, 8).reader().read::<u64>()?;
+        let handle = user_slice(arg, 8).reader().read::<u64>()?;
         let mut regions = self.regions.lock();
         let slot = regions
             .iter_mut()
@@ -225,8 +225,7 @@ impl OdpFile {
     }
 
     fn xfer(&self, arg: usize, write: bool) -> Result<isize> {
-        let [handle, addr, len, buf, flags] =
-            UserSlice::new(arg, 40).reader().read::<[u64; 5]>()?;
+        let [handle, addr, len, buf, flags] = user_slice(arg, 40).reader().read::<[u64; 5]>()?;
         check_op_len(len).map_err(|e| warn("bad transfer length", arg_errno(e)))?;
         if flags & !XFER_CPU != 0 || (write && flags != 0) {
             return Err(warn("bad transfer flags", EINVAL));
@@ -236,7 +235,7 @@ impl OdpFile {
         let mut io = self.io.lock();
         if write {
             let io = &mut *io;
-            UserSlice::new(buf as usize, n)
+            user_slice(buf as usize, n)
                 .reader()
                 .read_slice(&mut io.scratch[..n])?;
             io.coherent.write_bytes(0, &io.scratch[..n])?;
@@ -249,7 +248,7 @@ impl OdpFile {
                 let io = &mut *io;
                 io.coherent.read_bytes(0, &mut io.scratch[..n])?;
             }
-            UserSlice::new(buf as usize, n)
+            user_slice(buf as usize, n)
                 .writer()
                 .write_slice(&io.scratch[..n])?;
         }
@@ -311,7 +310,7 @@ impl OdpFile {
     }
 
     fn abi_get(&self, arg: usize) -> Result<isize> {
-        let [addr, len, access] = UserSlice::new(arg, 24).reader().read::<[u64; 3]>()?;
+        let [addr, len, access] = user_slice(arg, 24).reader().read::<[u64; 3]>()?;
         let access = u32::try_from(access).map_err(|_| EINVAL)?;
         let mut abi = self.abi.lock();
         if abi.is_some() {
@@ -330,7 +329,7 @@ impl OdpFile {
     }
 
     fn abi_map(&self, arg: usize) -> Result<isize> {
-        let (mut r, mut w) = UserSlice::new(arg, 32).reader_writer();
+        let (mut r, mut w) = user_slice(arg, 32).reader_writer();
         let [addr, len, access, _] = r.read::<[u64; 4]>()?;
         let access = u32::try_from(access).map_err(|_| EINVAL)?;
         let abi = self.abi.lock();
@@ -346,7 +345,7 @@ impl OdpFile {
     }
 
     fn stats(&self, arg: usize) -> Result<isize> {
-        let (mut r, mut w) = UserSlice::new(arg, 56).reader_writer();
+        let (mut r, mut w) = user_slice(arg, 56).reader_writer();
         let handle = r.read::<u64>()?;
         let umem = self.umem(handle)?;
         let [a, b, c, d, e, f] = umem.stats().snapshot();
@@ -422,7 +421,7 @@ impl MiscDevice for OdpMisc {
             IOC_ABI_GET => file.abi_get(arg),
             IOC_ABI_MAP => file.abi_map(arg),
             IOC_ABI_UNMAP => {
-                let [addr, len] = UserSlice::new(arg, 16).reader().read::<[u64; 2]>()?;
+                let [addr, len] = user_slice(arg, 16).reader().read::<[u64; 2]>()?;
                 file.abi.lock().as_ref().ok_or(ENOENT)?.unmap(addr, len)?;
                 Ok(0)
             }

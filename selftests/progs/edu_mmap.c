@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -53,6 +54,15 @@ int main(void)
 	size_t i;
 	int ok;
 
+	/*
+	 * Where the lane says the test device cannot exist (the production modules on the stock
+	 * kernel), its absence is a skip, with the lane's reason; anywhere else it is a failure.
+	 */
+	if (getenv("XENDMA_NO_TESTDEV") && access("/dev/xendma_edu", F_OK) != 0) {
+		printf("KTAP version 1\n1..0 # SKIP %s\n", getenv("XENDMA_NO_TESTDEV"));
+		printf("edu_mmap: 0 passed, 0 failed, 1 skipped\n");
+		return 4;
+	}
 	printf("KTAP version 1\n");
 	check(fd >= 0, "open /dev/xendma_edu");
 	if (fd < 0) {

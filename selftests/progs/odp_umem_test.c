@@ -640,6 +640,15 @@ static void test_debugfs(void)
 
 int main(void)
 {
+	/*
+	 * Where the lane says the test device cannot exist (the production modules on the stock
+	 * kernel), its absence is a skip, with the lane's reason; anywhere else it is a failure.
+	 */
+	if (getenv("XENDMA_NO_TESTDEV") && access("/dev/odp_umem", F_OK) != 0) {
+		printf("KTAP version 1\n1..0 # SKIP %s\n", getenv("XENDMA_NO_TESTDEV"));
+		printf("odp_umem_test: 0 passed, 0 failed, 1 skipped\n");
+		return 4;
+	}
 	printf("KTAP version 1\n");
 	fd = open("/dev/odp_umem", O_RDWR);
 	check(fd >= 0, "open /dev/odp_umem");

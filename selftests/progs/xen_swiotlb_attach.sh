@@ -19,8 +19,10 @@
 #   d. the high-water mark resets to the current use;
 #   e. attach= at load: the device is attached and pins the module;
 #   f. (Xen) unloading returns every frame: the domain's reservation and its free memory are back.
-# Prints "ok N - what" / "not ok N - what", "# ..." diagnostics and a last line
-# "xen_swiotlb_attach: N passed, M failed"; exits non-zero on any failure.
+# On Debian's stock kernel (/lib/xendma/stock; the production module, no KUnit, no
+# dma_map_benchmark, no test devices) c. and the edu_mmap run of e. are skipped, saying why.
+# Prints "ok N - what" / "not ok N - what" / "ok N - what # SKIP why", "# ..." diagnostics and a last
+# line "xen_swiotlb_attach: N passed, M failed, K skipped"; exits non-zero on any failure.
 set -u
 
 NAME=xen_swiotlb_attach
@@ -39,14 +41,16 @@ PAT_MIB=8
 TMP=/tmp/$NAME
 passed=0
 failed=0
+skipped=0
+STOCK=$(cat /lib/xendma/stock 2>/dev/null)
 
 result() {  # status what: one test line
 	if [ "$1" = 0 ]; then
 		passed=$((passed + 1))
-		echo "ok $((passed + failed)) - $2"
+		echo "ok $((passed + failed + skipped)) - $2"
 	else
 		failed=$((failed + 1))
-		echo "not ok $((passed + failed)) - $2"
+		echo "not ok $((passed + failed + skipped)) - $2"
 	fi
 }
 check() {  # what command...: a test that passes when the command succeeds
@@ -55,6 +59,10 @@ check() {  # what command...: a test that passes when the command succeeds
 	if "$@"; then result 0 "$what"; else result 1 "$what"; fi
 }
 diag() { echo "# $*"; }
+skip() {  # what why: a test that cannot run here
+	skipped=$((skipped + 1))
+	echo "ok $((passed + failed + skipped)) - $1 # SKIP $2"
+}
 
 # Writes a value (one line, as "echo VALUE > FILE" does) to a sysfs or debugfs file. Returns the
 # write's status; werr holds the shell's error text ("sh: write error: No such device"), if any.
@@ -264,6 +272,9 @@ expect_err ENOENT "$DBG/detach" $BENCH "detach of $BENCH again: ENOENT"
 check "attached counter is 0" eq "$(cnt attached)" 0
 
 # --- c. dma_map_benchmark -----------------------------------------------------------------------
+if [ -n "$STOCK" ] && [ ! -d "$BENCHDRV" ]; then
+	skip "dma_map_benchmark on our ops" "the stock kernel $STOCK has no dma_map_benchmark driver (CONFIG_DMA_MAP_BENCHMARK unset)"
+else
 # Bounce everything, also where section a (which turns it on) did not run.
 wr "$PARAM/force_bounce" 1
 expect_ok "$PCI/$BENCH/driver_override" dma_map_benchmark "driver_override=dma_map_benchmark on $BENCH"
@@ -295,13 +306,20 @@ expect_ok "$BENCHDRV/unbind" $BENCH "unbind dma_map_benchmark from $BENCH"
 expect_ok "$PCI/$BENCH/driver_override" "" "clear driver_override of $BENCH"
 check "no mappings of $BENCH remain" eq "$(field "$(devline $BENCH)" mappings)" 0
 expect_ok "$DBG/detach" $BENCH "detach $BENCH"
+fi
 expect_ok "$PARAM/force_bounce" 0 "force_bounce=0"
 check "force_bounce reads back N" [ "$(cat $PARAM/force_bounce 2>/dev/null)" = N ]
 
 # --- d. high-water mark -------------------------------------------------------------------------
 h=$(cnt used_hiwater)
 diag "used_hiwater before reset: $h, used_slots: $(cnt used_slots)"
-check "the tests raised used_hiwater" ge "$h" 1
+if [ -n "$STOCK" ] && [ -z "$NVME" ] && [ ! -d "$BENCHDRV" ]; then
+	# The stock domU: no nvme, no dma_map_benchmark, and the production module has no edu
+	# driver: nothing in this program maps anything.
+	skip "the tests raised used_hiwater" "no mapping is made here (no nvme, no dma_map_benchmark on $STOCK)"
+else
+	check "the tests raised used_hiwater" ge "$h" 1
+fi
 expect_ok "$DBG/used_hiwater" 0 "reset used_hiwater (write 0)"
 h=$(cnt used_hiwater)
 u=$(cnt used_slots)
@@ -322,8 +340,8 @@ memfree() { sed -n 's/^MemFree: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
 reservation() { cat /sys/devices/system/xen_memory/xen_memory0/info/current_kb 2>/dev/null; }
 if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 	result 0 "rmmod $MOD once nothing is attached"
-	wr $GLOB xendma_no_such_suite
-	insmod $KO expect_xen="$XENP" attach=$ATT,bogus pool_mb=16 dma_bits=28
+	[ -e $GLOB ] && wr $GLOB xendma_no_such_suite
+	insmod $KO ${XENP:+expect_xen="$XENP"} attach=$ATT,bogus pool_mb=16 dma_bits=28
 	check "insmod with attach=$ATT,bogus pool_mb=16 dma_bits=28" grep -q "^$MOD " /proc/modules
 	check "pool_bytes is 16 MiB" eq "$(cnt pool_bytes)" $((16 * MIB))
 	for d in $EDUS; do
@@ -336,8 +354,12 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 	/lib/xendma/tests/edu_mmap > "$TMP/edu_mmap" 2>&1
 	rc=$?
 	diag "edu_mmap on our ops: status $rc, '$(tail -n 1 "$TMP/edu_mmap")'"
-	check "edu_mmap passes with its edu on our ops (alloc, mmap, device copies)" \
-		grep -q '^edu_mmap: [0-9]* passed, 0 failed' "$TMP/edu_mmap"
+	if [ -n "$STOCK" ] && [ $rc = 4 ]; then
+		skip "edu_mmap with its edu on our ops" "$(sed -n 's/.*# SKIP //p' "$TMP/edu_mmap")"
+	else
+		check "edu_mmap passes with its edu on our ops (alloc, mmap, device copies)" \
+			grep -q '^edu_mmap: [0-9]* passed, 0 failed' "$TMP/edu_mmap"
+	fi
 	diag "devices: $(tr '\n' ';' < "$DBG/devices")"
 	for d in $EDUS; do
 		check "no mappings of $d left after the program" eq "$(field "$(devline $d)" mappings)" 0
@@ -354,7 +376,7 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 		echo 3 > /proc/sys/vm/drop_caches
 		r0=$(reservation)
 		f0=$(memfree)
-		insmod $KO expect_xen="$XENP"
+		insmod $KO ${XENP:+expect_xen="$XENP"}
 		check "Xen: insmod with the default 64 MiB pool" grep -q "^$MOD " /proc/modules
 		nseg=$(grep -c . "$DBG/segments")
 		widths=$(sed -n 's/.* bits \([0-9]*\) .*/\1/p' "$DBG/segments" | sort -n | uniq -c | tr -s ' \n' ' ')
@@ -375,9 +397,9 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 		check "Xen: unload gave the memory back (MemFree within 4 MiB)" \
 			[ $((f2 - f0)) -ge -4096 -a $((f2 - f0)) -le 4096 ]
 	fi
-	insmod $KO expect_xen="$XENP" $P0
+	insmod $KO ${XENP:+expect_xen="$XENP"} $P0
 	check "reloaded as at boot ($P0)" grep -q "^$MOD " /proc/modules
-	wr $GLOB '*'
+	[ -e $GLOB ] && wr $GLOB '*'
 else
 	result 1 "rmmod $MOD once nothing is attached"
 fi
@@ -391,5 +413,5 @@ done < "$TMP/left"
 wr "$PARAM/force_bounce" 0
 rm -rf "$TMP"
 
-echo "$NAME: $passed passed, $failed failed"
+echo "$NAME: $passed passed, $failed failed, $skipped skipped"
 [ $failed = 0 ]
