@@ -250,8 +250,8 @@ impl<T: MiscDevice> MiscRegistration<T> {
         // SAFETY: the file is open (the function's safety section).
         let f = unsafe { Self::open_file(filp) };
         match f.dev.dev.ioctl(&f.file, cmd, arg) {
-            Ok(v) => v as _,
-            Err(e) => e.to_errno() as _,
+            Ok(v) => v as kernel::ffi::c_long,
+            Err(e) => e.to_errno() as kernel::ffi::c_long,
         }
     }
 }

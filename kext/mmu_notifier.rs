@@ -176,7 +176,7 @@ impl<T: Invalidate> IntervalNotifier<T> {
                     // `mmgrab`.
                     to_result(unsafe {
                         core::ptr::write_bytes(slot, 0, 1);
-                        mmu_interval_notifier_insert(slot, mm, start as _, len as _, &Self::OPS)
+                        mmu_interval_notifier_insert(slot, mm, start as kernel::ffi::c_ulong, len as kernel::ffi::c_ulong, &Self::OPS)
                     })
                 };
                 // SAFETY: the closure initialises the slot fully (zeroed, then inserted) or
@@ -222,11 +222,11 @@ impl<T: Invalidate> IntervalNotifier<T> {
         to_result(unsafe {
             xendma_odp_hmm_fault(
                 self.raw.get(),
-                seq as _,
-                start as _,
-                end as _,
+                seq as kernel::ffi::c_ulong,
+                start as kernel::ffi::c_ulong,
+                end as kernel::ffi::c_ulong,
                 pfns.as_mut_ptr().cast(),
-                req_flags as _,
+                req_flags as kernel::ffi::c_ulong,
             )
         })?;
         // INVARIANT: filled by `hmm_range_fault` for this notifier, after `seq` was read.
@@ -295,7 +295,7 @@ impl<'a, T: Invalidate> Faulted<'a, T> {
         let guard = self.n.state.lock();
         // SAFETY: inserted (type invariant of the notifier); the state lock is the one
         // `invalidate_callback` holds around `mmu_interval_set_seq`.
-        if unsafe { xendma_odp_read_retry(self.n.raw.get(), self.seq as _) } {
+        if unsafe { xendma_odp_read_retry(self.n.raw.get(), self.seq as kernel::ffi::c_ulong) } {
             return Err(self);
         }
         // INVARIANT: checked under the lock just above.
@@ -347,7 +347,8 @@ impl<'a, T: Invalidate> Locked<'a, T> {
             return None;
         }
         // SAFETY: a valid word from `hmm_range_fault`.
-        let page = NonNull::new(unsafe { xendma_odp_hmm_pfn_to_page(word as _) })?;
+        let page =
+            NonNull::new(unsafe { xendma_odp_hmm_pfn_to_page(word as kernel::ffi::c_ulong) })?;
         // SAFETY: the page is mapped in the process's page table now: no invalidation of the
         // notifier's range, which holds this page's address, ran since the fault began (type
         // invariant), and none can complete while we hold the lock, so its reference count

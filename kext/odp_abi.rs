@@ -296,21 +296,19 @@ impl CApiUmem {
         access: u32,
         counter: &'static core::sync::atomic::AtomicU64,
     ) -> Result<Self> {
-        let dev_ptr = (dev as *const Device).cast_mut().cast();
+        let dev_ptr = core::ptr::from_ref(dev).cast_mut().cast();
         // SAFETY: a valid device that the caller keeps bound while the umem lives (the test
         // device drops its umems before the registration); the callback and its counter are
         // `'static`.
         let raw = unsafe {
             bindings::odp_umem_get(
                 dev_ptr,
-                start as _,
-                len as _,
+                start as kernel::ffi::c_ulong,
+                len as kernel::ffi::c_ulong,
                 page_shift,
                 access,
                 Some(count_invalidation),
-                (counter as *const core::sync::atomic::AtomicU64)
-                    .cast_mut()
-                    .cast(),
+                core::ptr::from_ref(counter).cast_mut().cast(),
             )
         };
         let raw = kernel::error::from_err_ptr(raw)?;
@@ -333,14 +331,21 @@ impl CApiUmem {
         // SAFETY: live (type invariant), not locked by this task (the lock never outlives this
         // call).
         let rc = unsafe {
-            bindings::odp_umem_map_and_lock(self.raw.as_ptr(), addr as _, len as _, access)
+            bindings::odp_umem_map_and_lock(
+                self.raw.as_ptr(),
+                addr as kernel::ffi::c_ulong,
+                len as kernel::ffi::c_ulong,
+                access,
+            )
         };
         if rc != 0 {
             return Err(kernel::error::Error::from_errno(rc));
         }
         let lookup = |a: u64| {
             // SAFETY: live and locked by this task.
-            let bus = unsafe { bindings::odp_umem_dma_addr(self.raw.as_ptr(), a as _) };
+            let bus = unsafe {
+                bindings::odp_umem_dma_addr(self.raw.as_ptr(), a as kernel::ffi::c_ulong)
+            };
             (bus != DMA_MAPPING_ERROR).then_some(bus)
         };
         let r = f(&lookup);
@@ -352,7 +357,13 @@ impl CApiUmem {
     /// `odp_umem_unmap`.
     pub fn unmap(&self, addr: u64, len: u64) -> Result {
         // SAFETY: live, not locked by this task.
-        let rc = unsafe { bindings::odp_umem_unmap(self.raw.as_ptr(), addr as _, len as _) };
+        let rc = unsafe {
+            bindings::odp_umem_unmap(
+                self.raw.as_ptr(),
+                addr as kernel::ffi::c_ulong,
+                len as kernel::ffi::c_ulong,
+            )
+        };
         if rc != 0 {
             return Err(kernel::error::Error::from_errno(rc));
         }

@@ -154,7 +154,7 @@ impl Pages {
         }
         // SAFETY: `n < 2^order` (checked above), so the page is one of the block's, which we own
         // (type invariant); `nth_page` only computes its address.
-        NonNull::new(unsafe { ffi::xendma_nth_page(self.page.as_ptr(), n as _) })
+        NonNull::new(unsafe { ffi::xendma_nth_page(self.page.as_ptr(), n as kernel::ffi::c_ulong) })
     }
 }
 

@@ -71,9 +71,9 @@ impl<'a> PciDevice<'a> {
     pub fn name(&self) -> &'a CStr {
         // SAFETY: a valid device for `'a` (type invariant); its name lives as long.
         unsafe {
-            CStr::from_char_ptr(crate::kext::bindings::xendma_dev_name(self.device()
-                as *const Device
-                as *mut _))
+            CStr::from_char_ptr(crate::kext::bindings::xendma_dev_name(
+                core::ptr::from_ref(self.device()).cast_mut().cast(),
+            ))
         }
     }
 
@@ -172,14 +172,14 @@ impl Bar {
     pub fn read32(&self, offset: usize) -> Result<u32> {
         self.check(offset, 4)?;
         // SAFETY: `base` maps `len` bytes (type invariant) and the access is inside them.
-        Ok(unsafe { xendma_mmio_read32(self.base.as_ptr(), offset as _) })
+        Ok(unsafe { xendma_mmio_read32(self.base.as_ptr(), offset as kernel::ffi::c_ulong) })
     }
 
     /// Writes the 32-bit register at `offset` (naturally aligned, inside the BAR).
     pub fn write32(&self, offset: usize, value: u32) -> Result {
         self.check(offset, 4)?;
         // SAFETY: as in `read32`.
-        unsafe { xendma_mmio_write32(self.base.as_ptr(), offset as _, value) };
+        unsafe { xendma_mmio_write32(self.base.as_ptr(), offset as kernel::ffi::c_ulong, value) };
         Ok(())
     }
 
@@ -187,7 +187,7 @@ impl Bar {
     pub fn write64(&self, offset: usize, value: u64) -> Result {
         self.check(offset, 8)?;
         // SAFETY: as in `read32`.
-        unsafe { xendma_mmio_write64(self.base.as_ptr(), offset as _, value) };
+        unsafe { xendma_mmio_write64(self.base.as_ptr(), offset as kernel::ffi::c_ulong, value) };
         Ok(())
     }
 }

@@ -55,11 +55,11 @@ pub fn version() -> Option<(u16, u16)> {
 pub fn pfn_to_mfn(pfn: usize) -> usize {
     // SAFETY: a lookup in the p2m table, valid for any frame number (invalid ones map to
     // INVALID_P2M_ENTRY).
-    unsafe { xendma_pfn_to_mfn(pfn as _) as usize }
+    unsafe { xendma_pfn_to_mfn(pfn as kernel::ffi::c_ulong) as usize }
 }
 
 /// Machine frame to guest frame (identity outside a PV domain).
 pub fn mfn_to_pfn(mfn: usize) -> usize {
     // SAFETY: a lookup in the m2p table, which tolerates foreign or invalid frames.
-    unsafe { xendma_mfn_to_pfn(mfn as _) as usize }
+    unsafe { xendma_mfn_to_pfn(mfn as kernel::ffi::c_ulong) as usize }
 }

@@ -349,7 +349,7 @@ impl DmaEntry {
         if bus & (BASE_SIZE - 1) != 0 || access == Access::NONE {
             return None;
         }
-        Some(Self(bus | access.bits() as u64))
+        Some(Self(bus | u64::from(access.bits())))
     }
 
     /// The unmapped state.

@@ -1258,7 +1258,8 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
                     if s.kind == Kind::Free {
                         longest = longest.max(s.run);
                     }
-                    if s.kind == Kind::Free && run >= n && best.map_or(true, |(l, _)| run < l) {
+                    if s.kind == Kind::Free && run >= n && !matches!(best, Some((l, _)) if run >= l)
+                    {
                         let rs = self.first.checked_add(i).ok_or(Corrupt)?;
                         let re = rs.checked_add(run).ok_or(Corrupt)?;
                         if let Some(c) = Self::fit_in_run(plan, rs, re) {

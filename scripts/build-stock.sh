@@ -4,7 +4,7 @@
 #   build-stock.sh OUT_DIR
 # OUT_DIR gets the production modules, OUT_DIR/testdev/ the same modules with the test devices
 # (XENDMA_TESTDEV=1: /dev/xendma_edu, /dev/odp_umem; no KUnit, which the stock kernel lacks).
-# Fails on any compiler warning, and unless each module's vermagic names the stock kernel's release.
+# With CLIPPY=1 W=1, as the test build for 6.12. Fails on any compiler or clippy warning, and unless each module's vermagic names the stock kernel's release.
 . "$(dirname "$0")/lib.sh"
 
 out=$1
@@ -27,7 +27,8 @@ build() {  # variant (prod|testdev), output directory, make flags...
     log=$dest/build.log
     # shellcheck disable=SC2086 # STOCK_MAKEFLAGS is a list of make arguments
     if ! chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-            make -C "$kdir" M="$src" CC="$cc" HOSTCC="$cc" KERNELRELEASE="$release" "$@" ${STOCK_MAKEFLAGS:-} \
+            make -C "$kdir" M="$src" CC="$cc" HOSTCC="$cc" KERNELRELEASE="$release" CLIPPY=1 W=1 "$@" \
+            ${STOCK_MAKEFLAGS:-} \
             modules > "$log" 2>&1; then
         tail -60 "$log"
         die "build of the $variant modules for $release failed (full log: $log)"

@@ -61,7 +61,7 @@ impl<T: AsBytes + FromBytes> CoherentAllocation<T> {
                 size,
                 &mut dma,
                 raw_gfp(gfp),
-                attrs.bits() as _,
+                attrs.bits() as kernel::ffi::c_ulong,
             )
         };
         let cpu = NonNull::new(cpu.cast::<T>()).ok_or(ENOMEM)?;
@@ -163,7 +163,7 @@ impl<T: AsBytes + FromBytes> CoherentAllocation<T> {
                 self.cpu.as_ptr().cast(),
                 self.dma,
                 self.size(),
-                self.attrs.bits() as _,
+                self.attrs.bits() as kernel::ffi::c_ulong,
             )
         })
     }
@@ -189,7 +189,7 @@ impl<T: AsBytes + FromBytes> Drop for CoherentAllocation<T> {
                 self.size(),
                 self.cpu.as_ptr().cast(),
                 self.dma,
-                self.attrs.bits() as _,
+                self.attrs.bits() as kernel::ffi::c_ulong,
             )
         };
     }

@@ -28,7 +28,7 @@ impl DmaDevice {
 
     pub(crate) fn as_raw(&self) -> *mut ffi::device {
         // `Device` is a transparent wrapper of `struct device`.
-        (&*self.dev as *const Device).cast_mut().cast()
+        core::ptr::from_ref::<Device>(&self.dev).cast_mut().cast()
     }
 
     /// Sets the streaming DMA mask; fails with `EIO` when the platform cannot honour it.

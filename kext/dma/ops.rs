@@ -104,7 +104,7 @@ pub trait DmaOps: Send + Sync + Sized + 'static {
 /// The C object of `dev`.
 fn raw(dev: &Device) -> *mut ffi::device {
     // `Device` is a transparent wrapper of `struct device`.
-    (dev as *const Device).cast_mut().cast()
+    core::ptr::from_ref(dev).cast_mut().cast()
 }
 
 /// What a streaming mapping needs to know of a device.

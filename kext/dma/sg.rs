@@ -69,7 +69,7 @@ impl SgTable {
                 &mut table,
                 list.as_mut_ptr(),
                 n,
-                (offset & (PAGE_SIZE - 1)) as _,
+                (offset & (PAGE_SIZE - 1)) as kernel::ffi::c_uint,
                 len,
                 max_segment,
                 ffi::GFP_KERNEL,
@@ -137,7 +137,12 @@ impl SgTable {
     ) -> Result<SgMapping<D>, MapFailed<SgTable>> {
         // SAFETY: the table is valid (type invariant) and the device is valid.
         let rc = unsafe {
-            ffi::dma_map_sgtable(dev.as_raw(), &mut self.table, D::RAW, attrs.bits() as _)
+            ffi::dma_map_sgtable(
+                dev.as_raw(),
+                &mut self.table,
+                D::RAW,
+                attrs.bits() as kernel::ffi::c_ulong,
+            )
         };
         if rc != 0 {
             return Err(MapFailed {
@@ -235,13 +240,13 @@ impl<D: Direction> SgMapping<D> {
                 ffi::xendma_dma_sync_sgtable_for_cpu(
                     self.dev.as_raw(),
                     &mut self.table.table,
-                    D::RAW as _,
+                    D::RAW as kernel::ffi::c_int,
                 );
             } else {
                 ffi::xendma_dma_sync_sgtable_for_device(
                     self.dev.as_raw(),
                     &mut self.table.table,
-                    D::RAW as _,
+                    D::RAW as kernel::ffi::c_int,
                 );
             }
         }
@@ -259,8 +264,8 @@ impl<D: Direction> SgMapping<D> {
             ffi::xendma_dma_unmap_sgtable(
                 self.dev.as_raw(),
                 &mut self.table.table,
-                D::RAW as _,
-                self.attrs.bits() as _,
+                D::RAW as kernel::ffi::c_int,
+                self.attrs.bits() as kernel::ffi::c_ulong,
             )
         };
     }

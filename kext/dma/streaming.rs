@@ -97,8 +97,8 @@ impl<B: LinearBuf, D: Direction> Mapping<B, D> {
                 dev.as_raw(),
                 ptr.cast(),
                 len,
-                D::RAW as _,
-                attrs.bits() as _,
+                D::RAW as kernel::ffi::c_int,
+                attrs.bits() as kernel::ffi::c_ulong,
             )
         };
         // SAFETY: the device is valid.
@@ -144,14 +144,14 @@ impl<B: LinearBuf, D: Direction> Mapping<B, D> {
                     self.dev.as_raw(),
                     self.dma,
                     self.len,
-                    D::RAW as _,
+                    D::RAW as kernel::ffi::c_int,
                 );
             } else {
                 ffi::xendma_dma_sync_single_for_device(
                     self.dev.as_raw(),
                     self.dma,
                     self.len,
-                    D::RAW as _,
+                    D::RAW as kernel::ffi::c_int,
                 );
             }
         }
@@ -185,7 +185,7 @@ impl<B: LinearBuf, D: Direction> Mapping<B, D> {
                 self.dma,
                 self.len,
                 D::RAW,
-                self.attrs.bits() as _,
+                self.attrs.bits() as kernel::ffi::c_ulong,
             )
         };
     }
@@ -295,7 +295,7 @@ impl<D: Direction> PageMapping<D> {
                 0,
                 PAGE_SIZE,
                 D::RAW,
-                Attrs::NO_WARN.bits() as _,
+                Attrs::NO_WARN.bits() as kernel::ffi::c_ulong,
             )
         };
         // SAFETY: the device is valid.
@@ -329,7 +329,7 @@ impl<D: Direction> PageMapping<D> {
                 self.dev.as_raw(),
                 self.dma + offset as u64,
                 len,
-                D::RAW as _,
+                D::RAW as kernel::ffi::c_int,
             )
         };
         Ok(())
@@ -346,7 +346,7 @@ impl<D: Direction> PageMapping<D> {
                 self.dev.as_raw(),
                 self.dma + offset as u64,
                 len,
-                D::RAW as _,
+                D::RAW as kernel::ffi::c_int,
             )
         };
         Ok(())
@@ -370,7 +370,7 @@ impl<D: Direction> PageMapping<D> {
                 self.dma,
                 PAGE_SIZE,
                 D::RAW,
-                (Attrs::NO_WARN | Attrs::SKIP_CPU_SYNC).bits() as _,
+                (Attrs::NO_WARN | Attrs::SKIP_CPU_SYNC).bits() as kernel::ffi::c_ulong,
             )
         };
     }

@@ -31,6 +31,16 @@ mounted() { grep -q "^[^ ]* $1 " /proc/mounts; }
 
 [ $# -eq 5 ] || fail "usage: xen-domU.sh KERNEL RAMDISK EXTRA_CMDLINE BDF TIMEOUT_SECONDS"
 kernel=$1 ramdisk=$2 extra=$3 bdf=$4 timeout=$5
+# Debian's 7.2 domU kernel sometimes loses its PCI device at pcifront's first connection (xenbus
+# logs "state reset occurred, reconnecting": 7.x's xenbus compares the frontend state it read with
+# the one pcifront set meanwhile, takes the difference for a toolstack reset and re-creates the
+# device, whose second connection pciback never answers). The guest's /init then says
+# @@XENDMA-PCIFRONT-NODEV and powers off, when xendma.retry_nodev=1 tells it that it may: the domU
+# is created again, at most XEN_DOMU_ATTEMPTS (3) times; the last attempt runs whatever it finds.
+attempt=${XENDMA_DOMU_ATTEMPT:-1}
+ATTEMPTS=${XEN_DOMU_ATTEMPTS:-3}
+extra_run=$extra
+[ "$attempt" -lt "$ATTEMPTS" ] && extra_run="$extra xendma.retry_nodev=1"
 [ -f "$kernel" ] || fail "no kernel $kernel"
 [ -f "$ramdisk" ] || fail "no ramdisk $ramdisk"
 case $timeout in ''|*[!0-9]*) fail "TIMEOUT_SECONDS must be a number: $timeout" ;; esac
@@ -98,7 +108,7 @@ name = "$NAME"
 type = "pv"
 kernel = "$kernel"
 ramdisk = "$ramdisk"
-extra = "$extra"
+extra = "$extra_run"
 memory = $MEMORY
 vcpus = $VCPUS
 pci = [ '$bdf' ]
@@ -188,6 +198,13 @@ if kill -0 $xlpid 2>/dev/null; then     # timed out: xl create -F ends once the 
     wait $xlpid
 fi
 [ "$VERBOSE" != 2 ] || sed 's/^/xen-domU: xl: /' "$XLLOG"
+
+if grep -q '@@XENDMA-PCIFRONT-NODEV' "$CONLOG" 2>/dev/null && [ "$attempt" -lt "$ATTEMPTS" ]; then
+    echo "xen-domU: attempt $attempt: pcifront found no device in the domU; its log:"
+    tr -d '\r' < "$CONLOG" | grep -E 'pcifront|xenbus|XENDMA-PCIFRONT' | sed 's/^/xen-domU:   /'
+    echo "xen-domU: creating the domU again (attempt $((attempt + 1)) of $ATTEMPTS)"
+    XENDMA_DOMU_ATTEMPT=$((attempt + 1)) exec "$0" "$kernel" "$ramdisk" "$extra" "$bdf" "$timeout"
+fi
 
 echo "@@XENDMA-DOMU-LOG-BEGIN"
 [ -f "$CONLOG" ] && tr -d '\r' < "$CONLOG"

@@ -192,7 +192,7 @@ impl OdpFile {
         let slot = Self::free_slot(&regions, &region)?;
         regions[slot] = Some((handle, umem));
         drop(regions);
-        w.write(&[start, len, page_size, access.bits() as u64, handle])?;
+        w.write(&[start, len, page_size, u64::from(access.bits()), handle])?;
         Ok(0)
     }
 
@@ -340,7 +340,7 @@ impl OdpFile {
                 .count() as u64
         })?;
         drop(abi);
-        w.write(&[addr, len, access as u64, mapped])?;
+        w.write(&[addr, len, u64::from(access), mapped])?;
         Ok(0)
     }
 
