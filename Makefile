@@ -6,7 +6,9 @@
 #   make check        every test lane: host, qemu, dom0, domU
 #   make bench        benchmark against the kernel's swiotlb (Documentation/bench.rst): bench/results.md
 #   make clean
-# KDIR defaults to the cached test kernel; point it at another configured 6.12 tree to build for it.
+# KDIR defaults to the cached test kernel; point it at another configured tree with its Rust metadata
+# (6.12 or 7.x; for a distro kernel whose headers lack it, see scripts/prepare-kdir.sh) to build for
+# it, with the compilers that tree names (rustc, bindgen from PATH unless RUSTC=/BINDGEN= say other).
 # CLIPPY=1 and W=1 work as for any kernel build.
 
 # The cache path and the toolchain (the compiler the test kernel was built with) are defined in scripts/lib.sh
@@ -19,7 +21,12 @@ $(if $(call xendma_var,KSRC),,$(error scripts/make-vars.sh failed))
 XENDMA_CACHE ?= $(call xendma_var,XENDMA_CACHE)
 KDIR ?= $(call xendma_var,KSRC)
 BINDGEN ?= $(call xendma_var,BINDGEN)
+# The project's toolchain is the test kernel's; another tree brings its own.
+ifeq ($(KDIR),$(call xendma_var,KSRC))
 KRUST := $(filter-out XENDMA_CACHE=% KSRC=% BINDGEN=%,$(xendma_vars)) BINDGEN=$(BINDGEN)
+else
+KRUST :=
+endif
 export XENDMA_CACHE
 
 .PHONY: all modules setup kernel run check bench clean

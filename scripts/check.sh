@@ -71,7 +71,7 @@ lane domU report domU "$out/logs/domU.console.log"
 # needs the test builds' KUnit or test devices, or dma_map_benchmark, is reported skipped.
 lane stock-build "$REPO/scripts/stock-build-lane.sh" "$BUILD/mod-stock" "$out"
 PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-plain.cpio.gz" "$BUILD/mod-stock" stock-plain
-KERNEL=$(stock_vmlinuz) vm stock-qemu plain "$out/stock-plain.cpio.gz" 600 "xendma.lane=stock-qemu"
+TCG_THREAD=single KERNEL=$(stock_vmlinuz) vm stock-qemu plain "$out/stock-plain.cpio.gz" 900 "xendma.lane=stock-qemu"
 lane stock-qemu report stock-qemu "$out/logs/stock-qemu.console.log" "$BUILD/mod-stock"
 PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-xen.cpio.gz" "$BUILD/mod-stock" stock-xen
 KERNEL=$(stock_vmlinuz) vm stock-xen xen "$out/stock-xen.cpio.gz" 1800 \

@@ -90,8 +90,9 @@ def main():
         if rc != '0':
             problems.append('%s: insmod failed (rc=%s)' % (mod, rc))
         part = '\n'.join(lines[start:end + 1]) + '\n'
-        ktap = os.path.join(outdir, '%s-%s.ktap' % (lane, mod))
-        jsonf = os.path.join(outdir, '%s-%s.json' % (lane, mod))
+        base = '%s-%s' % (lane, mod.replace('/', '-'))
+        ktap = os.path.join(outdir, base + '.ktap')
+        jsonf = os.path.join(outdir, base + '.json')
         open(ktap, 'w').write(part)
         expected = suites_built(ko)
         if stock:
@@ -103,7 +104,7 @@ def main():
             continue
         res = subprocess.run([sys.executable, kunit_py, 'parse', '--json=' + jsonf, ktap],
                              capture_output=True, text=True)
-        open(os.path.join(outdir, '%s-%s.parse' % (lane, mod)), 'w').write(res.stdout + res.stderr)
+        open(os.path.join(outdir, base + '.parse'), 'w').write(res.stdout + res.stderr)
         if res.returncode != 0:
             problems.append('%s: kunit.py parse failed (exit %d)' % (mod, res.returncode))
         try:

@@ -411,6 +411,10 @@ while read -r dev; do
 	wr "$DBG/detach" "$dev" || diag "cleanup: $werr"
 done < "$TMP/left"
 wr "$PARAM/force_bounce" 0
+# Nor a driver_override of ours (section b's "xendma_none"): a later program binds its own driver.
+for d in $EDUS $BENCH; do
+	[ "$(cat "$PCI/$d/driver_override" 2>/dev/null)" = xendma_none ] && wr "$PCI/$d/driver_override" ""
+done
 rm -rf "$TMP"
 
 echo "$NAME: $passed passed, $failed failed, $skipped skipped"
