@@ -70,7 +70,7 @@ if [ "$(cat "$root/.xendma-stamp" 2>/dev/null)" != "$release $want" ]; then
     rm -rf "$root" "$STOCK/debs"
     mkdir -p "$root" "$STOCK/debs" "$CHROOT/tmp/debs"
     rm -f "$CHROOT"/tmp/debs/*.deb
-    in_chroot sh -c "cd /tmp/debs && apt-get download -qq linux-binary-$release linux-modules-$release" >&2
+    in_chroot sh -c "cd /tmp/debs && apt-get download -qq -o APT::Sandbox::User=root linux-binary-$release linux-modules-$release" >&2
     mv "$CHROOT"/tmp/debs/*.deb "$STOCK/debs/"
     for deb in "$STOCK"/debs/*.deb; do dpkg -x "$deb" "$root"; done
     [ -f "$root/usr/lib/modules/$release/vmlinuz" ] || [ -f "$root/boot/vmlinuz-$release" ] ||

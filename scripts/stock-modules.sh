@@ -13,7 +13,7 @@ tree=$STOCK/root/usr/lib/modules/$release/kernel
 [ -d "$tree" ] || die "$tree missing: run scripts/stock-kernel.sh"
 mkdir -p "$dest"
 
-declare -A file=() done=()
+declare -A file=() seen=()
 while IFS= read -r f; do
     n=${f##*/}; n=${n%%.ko*}
     file[${n//-/_}]=$f
@@ -22,10 +22,10 @@ done < <(find "$tree" -name '*.ko*')
 order=()
 add() {  # module name ('-' or '_')
     local key=${1//-/_} f deps d
-    [ -n "${done[$key]:-}" ] && return 0
+    [ -n "${seen[$key]:-}" ] && return 0
     f=${file[$key]:-}
     [ -n "$f" ] || die "stock-modules: no module $1 in $release"
-    done[$key]=1
+    seen[$key]=1
     deps=$(/sbin/modinfo -F depends "$f")
     for d in ${deps//,/ }; do add "$d"; done
     case $f in
