@@ -3,7 +3,8 @@
 #   stock-build-lane.sh MODULE_DIR OUT_DIR
 # MODULE_DIR holds the modules scripts/build-stock.sh built. Checks: the prepared tree's Rust symbols
 # are the kernel's (prepare-kdir.sh re-checks them), each module's vermagic is the stock release and
-# it carries no KUnit suite, and a compiler other than the kernel's is refused, naming both versions.
+# it carries no KUnit suite, `make KDIR=` with the prepared tree works as a user would run it, and a
+# compiler other than the kernel's is refused, naming both versions.
 # Prints "stock-build: N passed, M failed" and appends to OUT_DIR/summary.tsv.
 . "$(dirname "$0")/lib.sh"
 
@@ -41,6 +42,24 @@ for m in xen_swiotlb_rs odp_umem; do
     check "$m.ko (production) carries no KUnit suite" \
         sh -c "! readelf -SW '$moddir/$m.ko' | grep -q kunit_test_suites"
 done
+
+# The user's command on a machine with the kernel's compiler: the top-level Makefile with KDIR= the
+# prepared tree (the tree's own compilers, not the project's test toolchain), in the chroot.
+mk=/build/src-stock-make
+rm -rf "${CHROOT:?}$mk"
+mkdir -p "$CHROOT$mk"
+(cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
+    Makefile Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic scripts) |
+    tar -xf - -C "$CHROOT$mk"
+cc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$CHROOT$hdr/.config")
+rc=0
+chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root make -C "$mk" \
+    KDIR=/build/linux-stock KERNELRELEASE="$release" CC="$cc" > "$out/logs/stock-make.log" 2>&1 || rc=$?
+echo "# make KDIR=/build/linux-stock KERNELRELEASE=$release CC=$cc: exit $rc"
+check "make KDIR=<prepared tree> builds both modules" [ $rc = 0 ]
+check "make KDIR=<prepared tree>: vermagic $release" \
+    [ "$(/sbin/modinfo -F vermagic "$CHROOT$mk/xen_swiotlb_rs.ko" 2>/dev/null | cut -d' ' -f1)" = "$release" ]
+rm -rf "${CHROOT:?}$mk"
 
 # A compiler that is not the kernel's (the host's rustc-web) is refused before anything is built.
 rc=0
