@@ -15,6 +15,7 @@ pub use kernel::sync::aref::ARef;
 #[cfg(not(xendma_kernel_7))]
 pub use kernel::types::ARef;
 
+/// Builds a pin-initialiser from a closure (`kernel::init` in 6.12, the `pin_init` crate in 7.x).
 #[cfg(not(xendma_kernel_7))]
 pub use kernel::init::pin_init_from_closure;
 /// Builds a pin-initialiser from a closure (`kernel::init` in 6.12, the `pin_init` crate in 7.x).
