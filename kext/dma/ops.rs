@@ -195,7 +195,7 @@ impl<T: DmaOps> Installed<T> {
         #[cfg(not(xendma_map_phys))]
         map_page: Some(Self::map_page_tramp),
         #[cfg(not(xendma_map_phys))]
-        unmap_page: Some(Self::unmap_page_tramp),
+        unmap_page: Some(Self::unmap_tramp),
         #[cfg(xendma_map_phys)]
         map_phys: Some(Self::map_phys_tramp),
         #[cfg(xendma_map_phys)]
@@ -397,14 +397,13 @@ impl<T: DmaOps> Installed<T> {
             .unwrap_or(DMA_MAPPING_ERROR)
     }
 
-    /// `unmap_page` (6.x).
+    /// `unmap_page` (6.x), and `unmap_phys` (7.x) for RAM.
     ///
     /// # Safety
     ///
     /// Called by the DMA API through the table of an `Installed<T>` (see [`Self::of`]), with
     /// the arguments its contract requires.
-    #[cfg(not(xendma_map_phys))]
-    unsafe extern "C" fn unmap_page_tramp(
+    unsafe extern "C" fn unmap_tramp(
         dev: *mut ffi::device,
         dma: ffi::dma_addr_t,
         size: usize,
@@ -434,10 +433,8 @@ impl<T: DmaOps> Installed<T> {
         if attrs as u64 & Attrs::MMIO.bits() != 0 {
             return;
         }
-        // SAFETY: called through our table (see `of`).
-        let (dev, data) = unsafe { Self::of(dev) };
-        let dir = DataDirection::from_raw(dir).unwrap_or(DataDirection::Bidirectional);
-        data.unmap_page(dev, dma, size, dir, Attrs::from_bits(attrs as u64));
+        // SAFETY: called through our table (see `of`), with `unmap_phys`'s arguments.
+        unsafe { Self::unmap_tramp(dev, dma, size, dir, attrs) }
     }
 
     /// `sync_single_for_cpu` (`FOR_CPU`) and `sync_single_for_device`.
