@@ -1,6 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 #   make              build xen_swiotlb_rs.ko and odp_umem.ko against $(KDIR)
+#   make install      install both modules for $(KDIR)'s kernel into /lib/modules/<release>/updates
+#                     (signed where the tree has its signing key), run depmod, and install odp_umem's
+#                     C API (include/odp_umem.h, Module.symvers) under $(PREFIX)
+#   make uninstall    remove what make install installed
 #   make setup        install the toolchain and build the cached test kernel
 #   make run [XEN=1]  boot a VM (or a Xen dom0) with the modules loaded and show what they report
 #   make check        every test lane: host, qemu, dom0, domU
@@ -29,11 +33,43 @@ KRUST :=
 endif
 export XENDMA_CACHE
 
-.PHONY: all modules setup kernel run check bench clean
+.PHONY: all modules install uninstall setup kernel run check bench clean
 all: modules
 
 modules:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KRUST) modules
+
+# Install paths (Documentation/install.rst): INSTALL_MOD_PATH and INSTALL_MOD_DIR as for any kernel
+# module, DESTDIR and PREFIX for the C API that RDMA driver builds use (-I$(PREFIX)/include/xendma,
+# KBUILD_EXTRA_SYMBOLS=$(PREFIX)/share/xendma/<release>/Module.symvers).
+INSTALL_MOD_DIR ?= updates
+PREFIX ?= /usr/local
+krelease = $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
+moddest = $(INSTALL_MOD_PATH)/lib/modules/$(krelease)/$(INSTALL_MOD_DIR)
+apidest = $(DESTDIR)$(PREFIX)
+# depmod for the running system's tree (a missing System.map, as in a headers package, makes kbuild
+# skip its own); a staging INSTALL_MOD_PATH is left to the packager.
+depmod = $(if $(INSTALL_MOD_PATH),@:,depmod -a $(krelease))
+# modules_install signs with the tree's key (CONFIG_MODULE_SIG_KEY) when the tree has it, as a kernel
+# built on this machine does; a distribution's tree has not (its key is the distribution's): then the
+# modules are installed unsigned, and DKMS (dkms.conf) is the way to sign them with a MOK key.
+sigkey = $(shell sed -n 's/^CONFIG_MODULE_SIG_KEY="\(.*\)"$$/\1/p' $(KDIR)/.config 2>/dev/null)
+signing = $(if $(sigkey),$(if $(wildcard $(KDIR)/$(sigkey) $(sigkey)),,CONFIG_MODULE_SIG_ALL=))
+
+install: modules
+	@test -n "$(krelease)" || { echo "$(KDIR) has no include/config/kernel.release"; exit 1; }
+	$(if $(signing),@echo "make install: $(KDIR) has no signing key $(sigkey): the modules are not signed")
+	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KRUST) INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) $(signing) modules_install
+	$(depmod)
+	install -D -m 644 include/odp_umem.h $(apidest)/include/xendma/odp_umem.h
+	install -D -m 644 Module.symvers $(apidest)/share/xendma/$(krelease)/Module.symvers
+
+uninstall:
+	@test -n "$(krelease)" || { echo "$(KDIR) has no include/config/kernel.release"; exit 1; }
+	rm -f $(moddest)/xen_swiotlb_rs.ko* $(moddest)/odp_umem.ko*
+	$(depmod)
+	rm -f $(apidest)/include/xendma/odp_umem.h $(apidest)/share/xendma/$(krelease)/Module.symvers
+	-rmdir $(apidest)/include/xendma $(apidest)/share/xendma/$(krelease) $(apidest)/share/xendma 2>/dev/null
 
 setup:
 	scripts/setup.sh

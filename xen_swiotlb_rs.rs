@@ -8,8 +8,9 @@
 //!
 //! The pool comes from the page allocator below `2^dma_bits`, in chunks of up to 4 MiB; each
 //! chunk is a pool of the slot allocator in `logic/slots.rs`, with one irq-saving lock per
-//! area. Devices are put on the ops table at load (`attach=`) or at run time (debugfs
-//! `attach`/`detach`); their driver is unbound first and re-probed afterwards. See
+//! area. Devices are put on the ops table at load (`attach=`) or at run time (the `attach` and
+//! `detach` files in `/sys/module/xen_swiotlb_rs/`, which work under lockdown, or in debugfs);
+//! their driver is unbound first and re-probed afterwards. See
 //! `Documentation/xen-swiotlb-rs.rst`.
 
 use kernel::prelude::*;
@@ -68,9 +69,10 @@ mod swiotlb_ops_kunit;
 
 use kernel::c_str;
 use kext::debugfs::Debugfs;
+use kext::sysfs::ModuleAttrs;
 use kext::xen::Domain;
 use logic::pciname;
-use stats::FILES;
+use stats::{FILES, SYSFS_FILES};
 
 crate::xendma_module! {
     type: XenSwiotlbRs,
@@ -83,6 +85,7 @@ crate::xendma_module! {
 struct XenSwiotlbRs {
     domain: Domain,
     _debugfs: Debugfs<Swiotlb>,
+    _sysfs: ModuleAttrs<Swiotlb>,
     /// Test builds: `/dev/xendma_edu` for the user-space tests.
     #[cfg(xendma_testdev)]
     _edu: kext::miscdev::MiscRegistration<edu::EduMisc>,
@@ -121,6 +124,10 @@ impl kernel::Module for XenSwiotlbRs {
         for &(name, mode, id) in FILES {
             debugfs.add(name, mode, id)?;
         }
+        let mut sysfs = ModuleAttrs::new(sw.clone());
+        for &(name, mode, id) in SYSFS_FILES {
+            sysfs.add(name, mode, id)?;
+        }
         for name in pciname::list(kext::params::attach()) {
             if let Err(e) = sw.attach(name) {
                 pr_err!("attach at load failed ({:?})\n", e);
@@ -129,6 +136,7 @@ impl kernel::Module for XenSwiotlbRs {
         Ok(Self {
             domain,
             _debugfs: debugfs,
+            _sysfs: sysfs,
             #[cfg(xendma_testdev)]
             _edu: kext::miscdev::MiscRegistration::new(edu::EduMisc, module)?,
         })

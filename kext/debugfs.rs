@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! debugfs directories: files whose contents come from a Rust object, and `u64` counters.
+//! debugfs directories: files whose contents come from a Rust object ([`Source`], shared with
+//! the sysfs files of `kext::sysfs`), and `u64` counters.
 //!
 //! A [`Debugfs`] directory owns its files and a reference on the object that serves them
 //! ([`Source`]); each file has a numeric id that the object dispatches on. Dropping the
@@ -11,35 +12,12 @@
 use crate::kext::bindings as ffi;
 #[cfg(xendma_kernel_7)]
 use crate::kext::compat::CStrExt as _;
-use core::fmt::{self, Write};
+use crate::kext::files;
+pub use crate::kext::files::{Out, Source};
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU64;
 use kernel::prelude::*;
 use kernel::sync::Arc;
-
-/// The text a [`Source::show`] call writes (at most one page; longer output is refused).
-pub struct Out<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl Write for Out<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-/// What serves the files of a [`Debugfs`] directory.
-pub trait Source: Send + Sync + 'static {
-    /// Writes the contents of file `id`.
-    fn show(&self, id: u32, out: &mut Out<'_>) -> fmt::Result;
-    /// Handles a write of `input` (at most 127 bytes) to file `id`.
-    fn store(&self, id: u32, input: &[u8]) -> Result;
-}
 
 /// A debugfs directory with files served by `T`.
 ///
@@ -81,7 +59,9 @@ impl<T: Source> Debugfs<T> {
     pub fn add(&mut self, name: &CStr, mode: u16, id: u32) -> Result {
         self.files.reserve(1, GFP_KERNEL)?;
         let ctx: *const T = &*self.source;
-        // SAFETY: a valid directory and name; `ctx` outlives the file (type invariant).
+        // SAFETY: a valid directory and name. The trampolines' requirements hold: `ctx` outlives
+        // the file (type invariant; `drop` removes the file, waiting for callbacks in progress,
+        // before it drops `source`), and `debugfs.c` passes them its own buffer of `len` bytes.
         let f = unsafe {
             ffi::xendma_debugfs_file_create(
                 name.as_char_ptr(),
@@ -89,8 +69,8 @@ impl<T: Source> Debugfs<T> {
                 mode,
                 ctx.cast(),
                 id,
-                Some(Self::show_tramp),
-                Some(Self::store_tramp),
+                Some(files::show_tramp::<T>),
+                Some(files::store_tramp::<T>),
             )
         };
         let f = kernel::error::from_err_ptr(f)?;
@@ -98,48 +78,6 @@ impl<T: Source> Debugfs<T> {
         self.files
             .push(NonNull::new(f).ok_or(ENOMEM)?, GFP_KERNEL)?;
         Ok(())
-    }
-
-    /// # Safety
-    ///
-    /// Called by the C side for a file created by [`Self::add`], with `ctx` and a buffer of
-    /// `len` bytes.
-    unsafe extern "C" fn show_tramp(
-        ctx: *const core::ffi::c_void,
-        id: u32,
-        buf: *mut kernel::ffi::c_char,
-        len: usize,
-    ) -> kernel::ffi::c_long {
-        // SAFETY: `ctx` is the `T` the file was created with, alive until the file is removed
-        // (type invariant of `Debugfs`).
-        let source = unsafe { &*ctx.cast::<T>() };
-        // SAFETY: the C side passes a buffer of `len` writable bytes for this call only.
-        let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-        let mut out = Out { buf, len: 0 };
-        match source.show(id, &mut out) {
-            Ok(()) => out.len as kernel::ffi::c_long,
-            Err(_) => EFBIG.to_errno() as kernel::ffi::c_long,
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by the C side for a file created by [`Self::add`], with `ctx` and a buffer of
-    /// `len` bytes.
-    unsafe extern "C" fn store_tramp(
-        ctx: *const core::ffi::c_void,
-        id: u32,
-        buf: *const kernel::ffi::c_char,
-        len: usize,
-    ) -> kernel::ffi::c_int {
-        // SAFETY: as in `show_tramp`.
-        let source = unsafe { &*ctx.cast::<T>() };
-        // SAFETY: the C side passes `len` readable bytes for this call only.
-        let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
-        match source.store(id, input) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
     }
 }
 

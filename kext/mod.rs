@@ -14,7 +14,8 @@
 //! - [`dma`]: the DMA API (devices, coherent buffers, pools, streaming and scatter-gather
 //!   mappings) and the `dma_map_ops` builder.
 //! - [`page`], [`mm`], [`mmu_notifier`]: pages, address spaces, interval notifiers and HMM.
-//! - [`pci`], [`miscdev`], [`debugfs`]: drivers, character devices, debugfs files.
+//! - [`pci`], [`miscdev`], [`debugfs`], [`sysfs`], [`files`]: drivers, character devices,
+//!   debugfs files, the module's sysfs attributes, and what the last two share.
 //! - [`sync`], `irqlock`, `publish`: small kernel services, an irq-saving spinlock, a list
 //!   published to lock-free readers.
 //! - [`xen`]: the domain, the p2m, `XENMEM_exchange`.
@@ -49,6 +50,7 @@ pub mod bindings {
 pub mod compat;
 pub mod debugfs;
 pub mod dma;
+pub mod files;
 #[cfg(xendma_swiotlb)]
 pub mod irqlock;
 #[cfg(xendma_kunit)]
@@ -68,6 +70,8 @@ pub mod pci;
 #[cfg(xendma_swiotlb)]
 pub mod publish;
 pub mod sync;
+#[cfg(xendma_swiotlb)]
+pub mod sysfs;
 #[cfg(any(xendma_swiotlb, xendma_testdev))]
 pub mod xen;
 #[cfg(xendma_swiotlb)]

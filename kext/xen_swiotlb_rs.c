@@ -10,6 +10,7 @@
 #include "helpers/dma.c"
 #include "helpers/dma_ops.c"
 #include "helpers/debugfs.c"
+#include "helpers/sysfs.c"
 #include "helpers/xen.c"
 #include "helpers/params.c"
 #ifdef XENDMA_TESTDEV

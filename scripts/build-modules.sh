@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Builds one variant of the modules out of a copy of the sources, so that the production build in
 # the repository and the test build never overwrite each other's objects.
-#   build-modules.sh prod|test OUT_DIR
-# test: KUnit suites included, with CLIPPY=1 W=1. Fails on any compiler, clippy or rustfmt warning.
+#   build-modules.sh prod|test|testdev OUT_DIR
+# test: KUnit suites included, with CLIPPY=1 W=1. testdev: the test devices without KUnit (make run's
+# /dev/odp_umem). Fails on any compiler, clippy or rustfmt warning.
 . "$(dirname "$0")/lib.sh"
 
 variant=$1 out=$2
 src=$BUILD/src-$variant
 mkdir -p "$src" "$out"
-# Copy the kernel-side sources (mtimes preserved, so kbuild rebuilds only what changed).
-(cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
-    Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic) | tar -xf - -C "$src"
+copy_sources "$src"
 
 # Unsafe code lives in kext/ only (the crate roots deny it; this also catches an allow).
 "$REPO/scripts/check-unsafe.sh" || die "unsafe code outside kext/"
 
 flags=()
-[ "$variant" = test ] && flags=(XENDMA_KUNIT=1 CLIPPY=1 W=1)
+case $variant in
+prod) ;;
+test) flags=(XENDMA_KUNIT=1 CLIPPY=1 W=1) ;;
+testdev) flags=(XENDMA_TESTDEV=1) ;;
+*) die "build-modules.sh: unknown variant $variant" ;;
+esac
 log=$out/build.log
 if ! make -C "$KSRC" M="$src" "${KRUST[@]}" "${flags[@]}" modules > "$log" 2>&1; then
     tail -40 "$log"
@@ -35,7 +39,7 @@ fi
 # Production modules carry no test code; every test build carries KUnit suites.
 for m in xen_swiotlb_rs odp_umem; do
     has=$(readelf -SW "$src/$m.ko" | grep -c '\.kunit_test_suites' || true)
-    if [ "$variant" = prod ] && [ "$has" != 0 ]; then die "$m.ko (production) contains KUnit suites"; fi
+    if [ "$variant" != test ] && [ "$has" != 0 ]; then die "$m.ko ($variant) contains KUnit suites"; fi
     if [ "$variant" = test ] && [ "$has" = 0 ]; then die "$m.ko (test build) contains no KUnit suite"; fi
 done
 # Each module links only its own C helpers (kext/<module>.c), and production modules no test

@@ -20,14 +20,11 @@ cc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$CHROOT$kdir/.config
 build() {  # variant (prod|testdev), output directory, make flags...
     local variant=$1 dest=$2 src=/build/src-stock-$1 log
     shift 2
-    mkdir -p "$CHROOT$src" "$dest"
-    (cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
-        Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic) |
-        tar -xf - -C "$CHROOT$src"
+    mkdir -p "$dest"
+    copy_sources "$CHROOT$src"
     log=$dest/build.log
     # shellcheck disable=SC2086 # STOCK_MAKEFLAGS is a list of make arguments
-    if ! chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-            make -C "$kdir" M="$src" CC="$cc" HOSTCC="$cc" KERNELRELEASE="$release" CLIPPY=1 W=1 "$@" \
+    if ! in_chroot make -C "$kdir" M="$src" CC="$cc" HOSTCC="$cc" KERNELRELEASE="$release" CLIPPY=1 W=1 "$@" \
             ${STOCK_MAKEFLAGS:-} \
             modules > "$log" 2>&1; then
         tail -60 "$log"

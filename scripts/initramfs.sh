@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Builds a busybox initramfs for the test VMs.
-#   initramfs.sh OUT.cpio.gz MODULE_DIR [plain|xen|stock-plain|stock-xen]
+#   initramfs.sh OUT.cpio.gz MODULE_DIR [plain|xen|stock-plain|stock-xen|lockdown|stock-lockdown]
 # MODULE_DIR holds the .ko files to load; with "xen", the image is a dom0 one: it also gets the Xen
 # toolstack, the kernel and a nested plain initramfs for the domU. The stock- kinds are for Debian's
 # stock kernel (scripts/stock-kernel.sh): its own modules that the lanes need (nvme; Xen's backends
 # and frontends) come from its packages, and the test programs from PROG_DIR (default MODULE_DIR),
-# since the kernel-independent programs are built once, with the test modules.
+# since the kernel-independent programs are built once, with the test modules. The lockdown kinds
+# (MODULE_DIR: a production build) add the lockdown program and, beside each module, an unsigned
+# copy (unsigned/) and one signed with a key no kernel trusts (otherkey/); with "lockdown" (the test
+# kernel) the module itself is signed with the kernel's key, as modules_install signs it.
 . "$(dirname "$0")/lib.sh"
 
 out=$(realpath -m "$1") moddir=$(realpath "$2") kind=${3:-plain}
 progdir=$(realpath "${PROG_DIR:-$2}")
 stock=
 case $kind in
-plain|xen) ;;
-stock-plain|stock-xen) stock=$(cat "$STOCK/release") || die "no stock kernel: run scripts/stock-kernel.sh" ;;
+plain|xen|lockdown) ;;
+stock-plain|stock-xen|stock-lockdown) stock=$(cat "$STOCK/release") || die "no stock kernel: run scripts/stock-kernel.sh" ;;
 *) die "initramfs.sh: unknown kind $kind" ;;
 esac
 MODULES=(xen_swiotlb_rs odp_umem)
@@ -56,6 +59,19 @@ else
 fi
 
 case $kind in
+lockdown|stock-lockdown)
+    install -m 755 "$REPO/selftests/lockdown/lockdown.sh" "$stage/lib/xendma/lockdown"
+    mkdir -p "$stage/lib/xendma/unsigned" "$stage/lib/xendma/otherkey"
+    key=$(untrusted_key)
+    for m in "${MODULES[@]}"; do
+        cp "$moddir/$m.ko" "$stage/lib/xendma/unsigned/"
+        cp "$moddir/$m.ko" "$stage/lib/xendma/otherkey/"
+        sign_module "$key" "$key" "$stage/lib/xendma/otherkey/$m.ko"
+        if [ "$kind" = lockdown ]; then
+            sign_module "$KSRC/certs/signing_key.pem" "$KSRC/certs/signing_key.x509" "$stage/lib/xendma/$m.ko"
+        fi
+    done
+    ;;
 xen)
     "$REPO/scripts/xen-rootfs.sh" "$stage"
     cp "$REPO/selftests/guest/xen-domU.sh" "$stage/lib/xendma/xen-domU.sh"

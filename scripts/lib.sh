@@ -35,5 +35,33 @@ stock_vmlinuz() {
     echo "$STOCK/root/usr/lib/modules/$release/vmlinuz"
 }
 
+# Copies the module sources (what Kbuild reads), and any further paths named, into DEST, without
+# build products; mtimes are preserved, so kbuild rebuilds only what changed.
+copy_sources() {  # dest [path...]
+    local dest=$1
+    shift
+    mkdir -p "$dest"
+    (cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
+        Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic "$@") |
+        tar -xf - -C "$dest"
+}
+# Runs a command in the stock kernel's sid chroot with a clean environment.
+in_chroot() { chroot "$STOCK/chroot" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+
+# Signs a module in place with a key and certificate (PEM), as modules_install and DKMS do, with the
+# test kernel's sign-file (which any kernel's signature format accepts).
+sign_module() {  # key cert module.ko
+    "$KSRC/scripts/sign-file" sha256 "$1" "$2" "$3"
+}
+# A signing key no kernel trusts (PEM, key and certificate in one file), made on first use: stands
+# for a DKMS key whose certificate was never enrolled as a MOK.
+untrusted_key() {
+    local key=$BUILD/untrusted-key.pem
+    [ -f "$key" ] || openssl req -new -nodes -utf8 -sha256 -days 36500 -batch -x509 \
+        -subj "/CN=xendma test key (untrusted)/" -newkey rsa:2048 -outform PEM \
+        -out "$key" -keyout "$key" 2>/dev/null || die "openssl could not make $key"
+    echo "$key"
+}
+
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

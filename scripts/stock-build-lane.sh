@@ -4,7 +4,12 @@
 # MODULE_DIR holds the modules scripts/build-stock.sh built. Checks: the prepared tree's Rust symbols
 # are the kernel's (prepare-kdir.sh re-checks them), each module's vermagic is the stock release and
 # it carries no KUnit suite, `make KDIR=` with the prepared tree works as a user would run it, and a
-# compiler other than the kernel's is refused, naming both versions.
+# compiler other than the kernel's is refused, naming both versions. Then the install paths:
+# `make install` / `make uninstall` into a staging directory, and DKMS as a sid user runs it (dkms add,
+# build, install against the stock headers, which lack the Rust metadata; dkms.conf's build command
+# prepares it): the modules installed into updates/dkms, signed with DKMS's MOK key, known to depmod;
+# they are copied to DKMS_DIR (default $BUILD/mod-stock-dkms) for the stock-qemu lane to load; then
+# dkms remove takes them away again.
 # Prints "stock-build: N passed, M failed" and appends to OUT_DIR/summary.tsv.
 . "$(dirname "$0")/lib.sh"
 
@@ -22,11 +27,11 @@ check() {  # what command...
 
 want=$(sed -n 's/^CONFIG_RUSTC_VERSION_TEXT="\(.*\)"$/\1/p' "$CHROOT$hdr/.config")
 echo "# stock kernel $release, built by $want"
-echo "# chroot compiler: $(chroot "$CHROOT" rustc --version)"
+echo "# chroot compiler: $(in_chroot rustc --version)"
 
 # The prepared tree is checked again (Rust symbols against the headers' Module.symvers).
 mountpoint -q "$CHROOT/proc" || { mount -t proc proc "$CHROOT/proc"; trap 'umount "$CHROOT/proc" 2>/dev/null || true' EXIT; }
-msg=$(chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /build/prepare-kdir.sh "$hdr" \
+msg=$(in_chroot /build/prepare-kdir.sh "$hdr" \
       "/usr/src/linux-source-$series.tar.xz" /build/linux-stock 2>&1)
 echo "# $msg"
 check "prepare-kdir.sh accepts the prepared tree (same compiler, Rust symbols checked)" \
@@ -47,19 +52,81 @@ done
 # prepared tree (the tree's own compilers, not the project's test toolchain), in the chroot.
 mk=/build/src-stock-make
 rm -rf "${CHROOT:?}$mk"
-mkdir -p "$CHROOT$mk"
-(cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
-    Makefile Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic scripts) |
-    tar -xf - -C "$CHROOT$mk"
+copy_sources "$CHROOT$mk" Makefile scripts
 cc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$CHROOT$hdr/.config")
 rc=0
-chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root make -C "$mk" \
-    KDIR=/build/linux-stock KERNELRELEASE="$release" CC="$cc" > "$out/logs/stock-make.log" 2>&1 || rc=$?
+in_chroot make -C "$mk" KDIR=/build/linux-stock KERNELRELEASE="$release" CC="$cc" > "$out/logs/stock-make.log" 2>&1 || rc=$?
 echo "# make KDIR=/build/linux-stock KERNELRELEASE=$release CC=$cc: exit $rc"
 check "make KDIR=<prepared tree> builds both modules" [ $rc = 0 ]
 check "make KDIR=<prepared tree>: vermagic $release" \
     [ "$(/sbin/modinfo -F vermagic "$CHROOT$mk/xen_swiotlb_rs.ko" 2>/dev/null | cut -d' ' -f1)" = "$release" ]
-rm -rf "${CHROOT:?}$mk"
+
+# make install / uninstall into a staging directory (INSTALL_MOD_PATH, DESTDIR): the modules in
+# updates/ (compressed as the kernel's own are), the C API for driver builds.
+st=/tmp/xendma-install
+rm -rf "${CHROOT:?}$st"
+mkargs=(-C "$mk" KDIR=/build/linux-stock KERNELRELEASE="$release" CC="$cc" INSTALL_MOD_PATH=$st DESTDIR=$st)
+rc=0
+in_chroot make "${mkargs[@]}" install > "$out/logs/stock-make-install.log" 2>&1 || rc=$?
+check "make install: exit 0" [ $rc = 0 ]
+for m in xen_swiotlb_rs odp_umem; do
+    check "make install: $m.ko in /lib/modules/$release/updates" \
+        sh -c "ls '$CHROOT$st/lib/modules/$release/updates/$m.ko'* > /dev/null 2>&1"
+done
+check "make install: include/xendma/odp_umem.h" cmp -s "$REPO/include/odp_umem.h" "$CHROOT$st/usr/local/include/xendma/odp_umem.h"
+check "make install: Module.symvers exports odp_umem's C API" \
+    grep -qw odp_umem_map_and_lock "$CHROOT$st/usr/local/share/xendma/$release/Module.symvers"
+rc=0
+in_chroot make "${mkargs[@]}" uninstall > "$out/logs/stock-make-uninstall.log" 2>&1 || rc=$?
+left=$(find "$CHROOT$st" -name '*.ko*' -o -name odp_umem.h -o -name Module.symvers | wc -l)
+check "make uninstall: exit 0, nothing left ($left files)" [ $rc = 0 -a "$left" = 0 ]
+rm -rf "${CHROOT:?}$mk" "${CHROOT:?}$st"
+
+# DKMS, as Documentation/install.rst tells a sid user: the source in /usr/src/xendma-VERSION, then
+# dkms add, build, install. The first build for a release also prepares the Rust metadata (about 3
+# minutes), kept in the chroot's /var/lib/xendma/kdir for later runs.
+dkms_dir=${DKMS_DIR:-$BUILD/mod-stock-dkms}
+ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$REPO/dkms.conf")
+in_chroot sh -c 'command -v dkms' > /dev/null ||
+    in_chroot apt-get install -y -qq --no-install-recommends dkms openssl > /dev/null 2>&1 || true
+echo "# $(in_chroot dkms --version 2>&1 | head -1)"
+in_chroot dkms remove "xendma/$ver" --all > /dev/null 2>&1 || true
+rm -rf "${CHROOT:?}/usr/src/xendma-$ver"
+copy_sources "$CHROOT/usr/src/xendma-$ver" Makefile dkms.conf scripts
+dlog=$out/logs/stock-dkms.log
+: > "$dlog"
+for step in add build install; do
+    rc=0
+    in_chroot dkms "$step" -m xendma -v "$ver" -k "$release" >> "$dlog" 2>&1 || rc=$?
+    check "dkms $step xendma/$ver -k $release: exit 0" [ $rc = 0 ]
+done
+mlog=$CHROOT/var/lib/dkms/xendma/$ver/$release/x86_64/log/make.log
+[ -f "$mlog" ] && cp "$mlog" "$out/logs/stock-dkms-make.log"
+grep 'dkms-build:' "$out/logs/stock-dkms-make.log" 2>/dev/null | sed 's/^/# /'
+st=$(in_chroot dkms status "xendma/$ver" -k "$release" 2>&1)
+echo "# dkms status: $st"
+check "dkms status: installed for $release" grep -q ": installed" <<< "$st"
+rm -rf "$dkms_dir"
+mkdir -p "$dkms_dir"
+for m in xen_swiotlb_rs odp_umem; do
+    f=$(ls "$CHROOT/lib/modules/$release/updates/dkms/$m.ko"* 2>/dev/null | head -1)
+    check "dkms: $m installed in /lib/modules/$release/updates/dkms" [ -n "$f" ]
+    [ -n "$f" ] || continue
+    case $f in *.xz) xz -dc "$f" > "$dkms_dir/$m.ko" ;; *) cp "$f" "$dkms_dir/$m.ko" ;; esac
+    signer=$(/sbin/modinfo -F signer "$dkms_dir/$m.ko")
+    echo "# $m: signer '$signer', vermagic $(/sbin/modinfo -F vermagic "$dkms_dir/$m.ko")"
+    check "dkms: $m signed with DKMS's MOK key ($CHROOT/var/lib/dkms/mok.pub)" [ "$signer" = "DKMS module signing key" ]
+    check "dkms: $m vermagic is $release" \
+        [ "$(/sbin/modinfo -F vermagic "$dkms_dir/$m.ko" | cut -d' ' -f1)" = "$release" ]
+    check "dkms: depmod knows $m" grep -q "^updates/dkms/$m.ko" "$CHROOT/lib/modules/$release/modules.dep"
+done
+# The lane's VM loads these; the test-device builds come from build-stock.sh.
+ln -sfn "$(realpath "$moddir")/testdev" "$dkms_dir/testdev"
+rc=0
+in_chroot dkms remove "xendma/$ver" --all >> "$dlog" 2>&1 || rc=$?
+check "dkms remove: exit 0, the modules gone from updates/dkms" \
+    sh -c "[ $rc = 0 ] && ! ls '$CHROOT/lib/modules/$release/updates/dkms/'*xen_swiotlb_rs* > /dev/null 2>&1"
+check "dkms remove: depmod forgot them" sh -c "! grep -q xen_swiotlb_rs '$CHROOT/lib/modules/$release/modules.dep'"
 
 # A compiler that is not the kernel's (the host's rustc-web) is refused before anything is built.
 rc=0

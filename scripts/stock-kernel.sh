@@ -24,9 +24,8 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What the chroot needs to prepare a kernel tree and build the modules; the kernel's own packages
 # are added below once the release is known.
 CHROOT_PACKAGES=rustc,rust-src,rustfmt,rust-clippy,bindgen,gcc,make,bc,flex,bison,libelf-dev,libssl-dev
-CHROOT_PACKAGES+=,xz-utils,python3,cpio,kmod,dwarves,libclang-dev,clang,binutils,ca-certificates
+CHROOT_PACKAGES+=,xz-utils,python3,cpio,kmod,dwarves,libclang-dev,clang,binutils,ca-certificates,dkms,openssl
 
-in_chroot() { chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 
 if [ ! -f "$CHROOT/.xendma-ready" ]; then
     log "stock-kernel: debootstrap of Debian sid into $CHROOT (about 8 minutes, 2.6 GB)"

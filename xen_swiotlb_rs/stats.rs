@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The debugfs files: statistics, the segment list, `attach` and `detach`.
+//! The debugfs files (statistics, the segment list, `attach` and `detach`) and the module's
+//! sysfs attributes (`attach`, `detach`, `devices`), which work under lockdown too.
 
-use crate::kext::debugfs::{Out, Source};
 use crate::kext::dma::ops as dma_ops;
+use crate::kext::files::{Out, Source};
 use crate::kext::xen_frames;
 use crate::Swiotlb;
 use core::fmt::Write;
@@ -30,6 +31,13 @@ pub(crate) const FILES: &[(&CStr, u16, u32)] = &[
     (c_str!("build_us"), 0o444, 14),
     (c_str!("grows"), 0o444, 15),
     (c_str!("pool_max_bytes"), 0o444, 16),
+];
+
+/// The attributes in `/sys/module/xen_swiotlb_rs/`, by id (the same ids as [`FILES`]).
+pub(crate) const SYSFS_FILES: &[(&CStr, u16, u32)] = &[
+    (c_str!("devices"), 0o444, 8),
+    (c_str!("attach"), 0o200, 9),
+    (c_str!("detach"), 0o200, 10),
 ];
 
 impl Source for Swiotlb {

@@ -84,6 +84,15 @@ void xendma_debugfs_file_remove(struct xendma_debugfs_file *file);
 struct dentry *xendma_debugfs_dir(const char *name, struct dentry *parent);
 void xendma_debugfs_dir_remove(struct dentry *dir);
 
+/* Attributes of the calling module's /sys/module/<name>/ directory, served like the debugfs
+ * files (the show buffer is one page). */
+struct xendma_sysfs_file;
+struct xendma_sysfs_file *xendma_sysfs_file_create(const char *name, unsigned short mode,
+						    const void *ctx, unsigned int id,
+						    xendma_debugfs_show_t show,
+						    xendma_debugfs_store_t store);
+void xendma_sysfs_file_remove(struct xendma_sysfs_file *file);
+
 /* xen_swiotlb_rs module parameters (defined in kext/helpers/params.c, linked by xen_swiotlb_rs only). */
 unsigned int xendma_swiotlb_pool_mb(void);
 unsigned int xendma_swiotlb_dma_bits(void);

@@ -15,10 +15,16 @@
 #   b. bad input: malformed and absent PCI names, an empty name, a double attach, a detach of a
 #      device that is not attached, each with its errno;
 #   c. the kernel's dma_map_benchmark driver bound to the 32-bit edu (00:05.0) attached to our ops,
-#      at 1 and 2 threads: no error, averages printed, the bounce counter grows;
+#      at 1 and 2 threads: no error, averages printed, the bounce counter grows (skipped under
+#      lockdown: the benchmark's ioctl file is in debugfs);
 #   d. the high-water mark resets to the current use;
 #   e. attach= at load: the device is attached and pins the module;
 #   f. (Xen) unloading returns every frame: the domain's reservation and its free memory are back.
+# Run-time attach and detach go through /sys/module/xen_swiotlb_rs/{attach,detach} in a. and through
+# the debugfs files elsewhere; b. tries both. Under lockdown (/sys/kernel/security/lockdown, the
+# lockdown lane: lockdown=integrity, a signed module) debugfs can be read but not written: every
+# attach and detach goes through sysfs, a debugfs write must fail with EPERM, and d. (the debugfs
+# high-water reset) is skipped.
 # On Debian's stock kernel (/lib/xendma/stock; the production module, no KUnit, no
 # dma_map_benchmark, no test devices) c. and the edu_mmap run of e. are skipped, saying why.
 # Prints "ok N - what" / "not ok N - what" / "ok N - what # SKIP why", "# ..." diagnostics and a last
@@ -29,6 +35,7 @@ NAME=xen_swiotlb_attach
 MOD=xen_swiotlb_rs
 PARAM=/sys/module/$MOD/parameters
 DBG=/sys/kernel/debug/$MOD
+SYS=/sys/module/$MOD
 PCI=/sys/bus/pci/devices
 NVME=0000:00:04.0
 DISK=nvme0n1
@@ -43,6 +50,11 @@ passed=0
 failed=0
 skipped=0
 STOCK=$(cat /lib/xendma/stock 2>/dev/null)
+[ -e /sys/kernel/security/lockdown ] || mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+LOCKDOWN=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/security/lockdown 2>/dev/null)
+[ "$LOCKDOWN" = none ] && LOCKDOWN=
+# The attach and detach files of sections b. to f.: debugfs, or sysfs under lockdown.
+if [ -n "$LOCKDOWN" ]; then IFDIR=$SYS; else IFDIR=$DBG; fi
 
 result() {  # status what: one test line
 	if [ "$1" = 0 ]; then
@@ -77,6 +89,7 @@ errtext() {
 	ENOENT) echo 'No such file or directory' ;;
 	EEXIST) echo 'File exists' ;;
 	EBUSY) echo 'Device or resource busy' ;;
+	EPERM) echo 'Operation not permitted' ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -190,7 +203,13 @@ fi
 diag "lane: ${XEN:-plain}; nvme '${NVME:-none}', edu devices '$EDUS', benchmark device $BENCH"
 diag "parameters: pool_mb=$(cat $PARAM/pool_mb 2>/dev/null) dma_bits=$(cat $PARAM/dma_bits 2>/dev/null)" \
 	"force_bounce=$(cat $PARAM/force_bounce 2>/dev/null) attach='$(cat $PARAM/attach 2>/dev/null)'"
+diag "lockdown: ${LOCKDOWN:-none}; attach/detach files of b.-f.: $IFDIR"
 check "$MOD is loaded, with its debugfs directory" test -d "/sys/module/$MOD" -a -d "$DBG"
+check "its sysfs attach, detach and devices files" test -f $SYS/attach -a -f $SYS/detach -a -f $SYS/devices
+if [ -n "$LOCKDOWN" ]; then
+	expect_err EPERM "$DBG/attach" 0000:00:1f.7 "lockdown $LOCKDOWN: a debugfs attach write is refused (EPERM)"
+	check "lockdown $LOCKDOWN: debugfs statistics stay readable" num "$(cnt bounces)"
+fi
 counters
 check "nothing attached at start" eq "$(cnt attached)" 0
 failures0=$(cnt map_failures)
@@ -220,7 +239,7 @@ dd if=/dev/urandom of="$TMP/pat" bs=1M count=$PAT_MIB status=none
 check "the nvme disk is there" wait_until 150 disk_ready
 expect_ok "$PARAM/force_bounce" 1 "force_bounce=1 at run time"
 check "force_bounce reads back Y" [ "$(cat $PARAM/force_bounce 2>/dev/null)" = Y ]
-expect_ok "$DBG/attach" $NVME "attach $NVME (nvme)"
+expect_ok "$SYS/attach" $NVME "attach $NVME (nvme) through sysfs"
 check "nvme re-probed on our ops: /dev/$DISK is back within 15 s" wait_until 150 disk_ready
 check "nvme bound to the nvme driver again" bound_to $NVME nvme
 check "attached counter is 1" eq "$(cnt attached)" 1
@@ -237,16 +256,18 @@ diag "devices: $l"
 check "devices lists $NVME with mappings= and bounces=" \
 	test -n "$l" -a -n "$(field "$l" mappings)" -a -n "$(field "$l" bounces)"
 check "devices: the nvme's bounces are counted" ge "$(field "$l" bounces)" 1
+check "sysfs devices lists $NVME too" grep -q "^$NVME mappings=" $SYS/devices
 check "no mapping failures" eq "$(cnt map_failures)" "$failures0"
 rmmod $MOD > "$TMP/rmmod" 2>&1
 rc=$?
 diag "rmmod while attached: status $rc, '$(cat "$TMP/rmmod")'"
 check "rmmod $MOD refused while a device is attached" [ $rc != 0 ]
 check "$MOD still loaded" grep -q "^$MOD " /proc/modules
-expect_ok "$DBG/detach" $NVME "detach $NVME"
+expect_ok "$SYS/detach" $NVME "detach $NVME through sysfs"
 check "nvme re-probed on the kernel's ops: /dev/$DISK is back within 15 s" wait_until 150 disk_ready
 check "nvme bound to the nvme driver again (detached)" bound_to $NVME nvme
 check "devices no longer lists $NVME" [ -z "$(devline $NVME)" ]
+check "sysfs devices no longer lists $NVME" [ -z "$(grep "^$NVME " $SYS/devices)" ]
 check "attached counter is 0" eq "$(cnt attached)" 0
 round_trip "detached"
 counters
@@ -255,32 +276,40 @@ check "detached: bounced_bytes unchanged" eq "$(cnt bounced_bytes)" "$wy"
 fi
 
 # --- b. bad input -------------------------------------------------------------------------------
-expect_err EINVAL "$DBG/attach" bogus "attach of 'bogus': EINVAL"
-expect_err ENODEV "$DBG/attach" 0000:00:1f.7 "attach of absent 0000:00:1f.7: ENODEV"
-expect_err EINVAL "$DBG/attach" "" "attach of an empty name: EINVAL"
-[ -n "$NVME" ] && expect_err ENOENT "$DBG/detach" $NVME "detach of $NVME, no longer attached: ENOENT"
-expect_err ENOENT "$DBG/detach" $BENCH "detach of $BENCH, never attached: ENOENT"
-# A double attach, on the second edu with no driver to bind (a name no driver has).
-diag "$BENCH: driver '$(driver_of $BENCH)', driver_override '$(cat "$PCI/$BENCH/driver_override")'"
-wr "$PCI/$BENCH/driver_override" xendma_none
-unbind $BENCH
-expect_ok "$DBG/attach" $BENCH "attach $BENCH (no driver)"
-expect_err EEXIST "$DBG/attach" $BENCH "attach of $BENCH again: EEXIST"
-check "attached counter is 1 after the refused double attach" eq "$(cnt attached)" 1
-expect_ok "$DBG/detach" $BENCH "detach $BENCH"
-expect_err ENOENT "$DBG/detach" $BENCH "detach of $BENCH again: ENOENT"
-check "attached counter is 0" eq "$(cnt attached)" 0
+# Through sysfs, and through debugfs unless lockdown forbids its writes.
+dirs=$SYS
+[ -n "$LOCKDOWN" ] || dirs="$SYS $DBG"
+for dir in $dirs; do
+	[ "$dir" = $SYS ] && via=sysfs || via=debugfs
+	expect_err EINVAL "$dir/attach" bogus "$via: attach of 'bogus': EINVAL"
+	expect_err ENODEV "$dir/attach" 0000:00:1f.7 "$via: attach of absent 0000:00:1f.7: ENODEV"
+	expect_err EINVAL "$dir/attach" "" "$via: attach of an empty name: EINVAL"
+	[ -n "$NVME" ] && expect_err ENOENT "$dir/detach" $NVME "$via: detach of $NVME, no longer attached: ENOENT"
+	expect_err ENOENT "$dir/detach" $BENCH "$via: detach of $BENCH, never attached: ENOENT"
+	# A double attach, on the second edu with no driver to bind (a name no driver has).
+	diag "$BENCH: driver '$(driver_of $BENCH)', driver_override '$(cat "$PCI/$BENCH/driver_override")'"
+	wr "$PCI/$BENCH/driver_override" xendma_none
+	unbind $BENCH
+	expect_ok "$dir/attach" $BENCH "$via: attach $BENCH (no driver)"
+	expect_err EEXIST "$dir/attach" $BENCH "$via: attach of $BENCH again: EEXIST"
+	check "$via: attached counter is 1 after the refused double attach" eq "$(cnt attached)" 1
+	expect_ok "$dir/detach" $BENCH "$via: detach $BENCH"
+	expect_err ENOENT "$dir/detach" $BENCH "$via: detach of $BENCH again: ENOENT"
+	check "$via: attached counter is 0" eq "$(cnt attached)" 0
+done
 
 # --- c. dma_map_benchmark -----------------------------------------------------------------------
 if [ -n "$STOCK" ] && [ ! -d "$BENCHDRV" ]; then
 	skip "dma_map_benchmark on our ops" "the stock kernel $STOCK has no dma_map_benchmark driver (CONFIG_DMA_MAP_BENCHMARK unset)"
+elif [ -n "$LOCKDOWN" ]; then
+	skip "dma_map_benchmark on our ops" "its ioctl file is in debugfs, which lockdown $LOCKDOWN refuses to open"
 else
 # Bounce everything, also where section a (which turns it on) did not run.
 wr "$PARAM/force_bounce" 1
 expect_ok "$PCI/$BENCH/driver_override" dma_map_benchmark "driver_override=dma_map_benchmark on $BENCH"
 unbind $BENCH
 b0=$(cnt bounces)
-expect_ok "$DBG/attach" $BENCH "attach $BENCH: the re-probe binds dma_map_benchmark"
+expect_ok "$IFDIR/attach" $BENCH "attach $BENCH: the re-probe binds dma_map_benchmark"
 check "$BENCH bound to dma_map_benchmark within 5 s" wait_until 50 bound_to $BENCH dma_map_benchmark
 no_error() { ! grep -qi error "$1"; }
 averages() { grep -q "average map latency" "$1" && grep -q "average unmap latency" "$1"; }
@@ -305,12 +334,15 @@ check "devices lists $BENCH" [ -n "$l" ]
 expect_ok "$BENCHDRV/unbind" $BENCH "unbind dma_map_benchmark from $BENCH"
 expect_ok "$PCI/$BENCH/driver_override" "" "clear driver_override of $BENCH"
 check "no mappings of $BENCH remain" eq "$(field "$(devline $BENCH)" mappings)" 0
-expect_ok "$DBG/detach" $BENCH "detach $BENCH"
+expect_ok "$IFDIR/detach" $BENCH "detach $BENCH"
 fi
 expect_ok "$PARAM/force_bounce" 0 "force_bounce=0"
 check "force_bounce reads back N" [ "$(cat $PARAM/force_bounce 2>/dev/null)" = N ]
 
 # --- d. high-water mark -------------------------------------------------------------------------
+if [ -n "$LOCKDOWN" ]; then
+	skip "the high-water mark resets" "used_hiwater is a writable debugfs file, which lockdown $LOCKDOWN refuses to open"
+else
 h=$(cnt used_hiwater)
 diag "used_hiwater before reset: $h, used_slots: $(cnt used_slots)"
 if [ -n "$STOCK" ] && [ -z "$NVME" ] && [ ! -d "$BENCHDRV" ]; then
@@ -326,6 +358,7 @@ u=$(cnt used_slots)
 diag "used_hiwater after reset: $h, used_slots: $u"
 check "used_hiwater after reset <= used_slots" ge "$u" "$h"
 check "idle: used_hiwater = used_slots" eq "$h" "$u"
+fi
 
 # --- e. attach at load --------------------------------------------------------------------------
 # Reload the module with attach= (its KUnit suites filtered out: they ran at the first load), check
@@ -367,7 +400,7 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 	rmmod $MOD 2> /dev/null
 	check "rmmod refused: devices attached at load pin the module" grep -q "^$MOD " /proc/modules
 	for d in $EDUS; do
-		expect_ok "$DBG/detach" $d "detach $d"
+		expect_ok "$IFDIR/detach" $d "detach $d"
 	done
 	check "rmmod once detached" rmmod $MOD
 	# --- f. Xen: a 64 MiB pool (the defaults) is built, and unloading gives every frame back.
@@ -408,7 +441,7 @@ fi
 cut -d' ' -f1 "$DBG/devices" > "$TMP/left" 2>/dev/null
 while read -r dev; do
 	diag "cleanup: detaching $dev"
-	wr "$DBG/detach" "$dev" || diag "cleanup: $werr"
+	wr "$IFDIR/detach" "$dev" || diag "cleanup: $werr"
 done < "$TMP/left"
 wr "$PARAM/force_bounce" 0
 # Nor a driver_override of ours (section b's "xendma_none"): a later program binds its own driver.
