@@ -95,9 +95,13 @@ rm -rf "${CHROOT:?}/usr/src/xendma-$ver"
 copy_sources "$CHROOT/usr/src/xendma-$ver" Makefile dkms.conf scripts
 dlog=$out/logs/stock-dkms.log
 : > "$dlog"
+# The kernel image is not installed in the chroot, and dkms runs depmod only for a kernel whose
+# modules.dep exists (an installed one): made here, empty, it stands for the installed kernel's.
+in_chroot depmod -a "$release"
 for step in add build install; do
-    rc=0
+    rc=0 t0=$SECONDS
     in_chroot dkms "$step" -m xendma -v "$ver" -k "$release" >> "$dlog" 2>&1 || rc=$?
+    echo "# dkms $step: $((SECONDS - t0)) s"
     check "dkms $step xendma/$ver -k $release: exit 0" [ $rc = 0 ]
 done
 mlog=$CHROOT/var/lib/dkms/xendma/$ver/$release/x86_64/log/make.log

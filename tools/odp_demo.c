@@ -51,8 +51,7 @@ static void step(const char *what)
 	for (int i = 0; i < 4; i++) {
 		uint64_t v = counter(names[i]);
 
-		printf(" %s %llu (+%llu)", names[i], (unsigned long long)v,
-		       (unsigned long long)(v - last[i]));
+		printf(" %s %llu (%+lld)", names[i], (unsigned long long)v, (long long)(v - last[i]));
 		last[i] = v;
 	}
 	printf("\n");

@@ -269,7 +269,11 @@ impl OdpFile {
                 for (a, n) in chunks(addr, len, MAX_XFER as u64) {
                     let (map, off) = range.page_at(a)?;
                     let n = n as usize;
-                    map.sync_for_device(off, n)?;
+                    // The whole page, not just the chunk: a read-only range may map one page at
+                    // several addresses (the shared zero page after MADV_DONTNEED), and then
+                    // DMA-API debugging only finds the mapping of a sync that matches it exactly;
+                    // a partial one is reported as a sync of memory never mapped.
+                    map.sync_for_device(0, PAGE_SIZE)?;
                     match map {
                         PageMap::Read(m) => edu.read_from(m, off, 0, n)?,
                         PageMap::Write(m) => edu.read_from(m, off, 0, n)?,
