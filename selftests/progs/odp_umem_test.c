@@ -263,6 +263,34 @@ static void test_munmap_mprotect_dontneed(void)
 	munmap(p, 4 * PAGE);
 }
 
+/*
+ * After MADV_DONTNEED a read fault maps the shared zero page at every address of the range: one
+ * page mapped several times for the device. The device reads all of it (in chunks smaller than a
+ * page) and must see zeros; DMA-API debugging must not report a sync of unmapped memory (the lane
+ * fails on any such WARNING).
+ */
+static void test_zero_pages(void)
+{
+	uint8_t *p = map_anon(4 * PAGE), buf[4 * PAGE];
+	long h;
+	int rc;
+
+	memset(p, 0x33, 4 * PAGE);
+	h = reg(p, 4 * PAGE, PAGE, ACC_RW);
+	rc = dev_read(h, p, 4 * PAGE, buf);
+	check(rc == 0 && all(buf, 4 * PAGE, 0x33), "zero pages: device reads 4 pages (rc %d)", rc);
+	check(madvise(p, 4 * PAGE, MADV_DONTNEED) == 0, "zero pages: MADV_DONTNEED of all 4");
+	memset(buf, 0x77, sizeof(buf));
+	rc = dev_read(h, p, 4 * PAGE, buf);
+	check(rc == 0 && all(buf, 4 * PAGE, 0), "zero pages: device reads 4 zero pages (rc %d)", rc);
+	memset(buf, 0x44, sizeof(buf));
+	rc = dev_write(h, p + PAGE, PAGE, buf);
+	check(rc == 0 && all(p + PAGE, PAGE, 0x44) && all(p, PAGE, 0) && all(p + 2 * PAGE, 2 * PAGE, 0),
+	      "zero pages: a device write to page 1 lands there only (rc %d)", rc);
+	unreg(h);
+	munmap(p, 4 * PAGE);
+}
+
 static void test_fork(void)
 {
 	uint8_t *p = map_anon(PAGE), buf[64];
@@ -659,6 +687,7 @@ int main(void)
 	test_bad_input();
 	test_read_write();
 	test_munmap_mprotect_dontneed();
+	test_zero_pages();
 	test_fork();
 	test_file_shared();
 	test_thp();
