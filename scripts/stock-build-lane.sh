@@ -91,19 +91,22 @@ in_chroot sh -c 'command -v dkms' > /dev/null ||
     in_chroot apt-get install -y -qq --no-install-recommends dkms openssl > /dev/null 2>&1 || true
 echo "# $(in_chroot dkms --version 2>&1 | head -1)"
 in_chroot dkms remove "xendma/$ver" --all > /dev/null 2>&1 || true
-rm -rf "${CHROOT:?}/usr/src/xendma-$ver"
-copy_sources "$CHROOT/usr/src/xendma-$ver" Makefile dkms.conf scripts
+rm -rf "${CHROOT:?}/usr/src/xendma-$ver" "${CHROOT:?}/root/xendma"
+# The clean clone of the guide: what git would check out (the sources, Makefile, dkms.conf, scripts).
+copy_sources "$CHROOT/root/xendma" Makefile dkms.conf scripts
 dlog=$out/logs/stock-dkms.log
 : > "$dlog"
 # The kernel image is not installed in the chroot, and dkms runs depmod only for a kernel whose
 # modules.dep exists (an installed one): made here, empty, it stands for the installed kernel's.
 in_chroot depmod -a "$release"
-for step in add build install; do
+# The guide's commands, as written (Documentation/install.rst).
+for cmd in "dkms add ./" "dkms build xendma/$ver -k $release" "dkms install xendma/$ver -k $release"; do
     rc=0 t0=$SECONDS
-    in_chroot dkms "$step" -m xendma -v "$ver" -k "$release" >> "$dlog" 2>&1 || rc=$?
-    echo "# dkms $step: $((SECONDS - t0)) s"
-    check "dkms $step xendma/$ver -k $release: exit 0" [ $rc = 0 ]
+    in_chroot sh -c "cd /root/xendma && $cmd" >> "$dlog" 2>&1 || rc=$?
+    echo "# $cmd: $((SECONDS - t0)) s"
+    check "$cmd: exit 0" [ $rc = 0 ]
 done
+check "dkms add copied the tree to /usr/src/xendma-$ver" [ -f "$CHROOT/usr/src/xendma-$ver/dkms.conf" ]
 mlog=$CHROOT/var/lib/dkms/xendma/$ver/$release/x86_64/log/make.log
 [ -f "$mlog" ] && cp "$mlog" "$out/logs/stock-dkms-make.log"
 grep 'dkms-build:' "$out/logs/stock-dkms-make.log" 2>/dev/null | sed 's/^/# /'
@@ -131,6 +134,7 @@ in_chroot dkms remove "xendma/$ver" --all >> "$dlog" 2>&1 || rc=$?
 check "dkms remove: exit 0, the modules gone from updates/dkms" \
     sh -c "[ $rc = 0 ] && ! ls '$CHROOT/lib/modules/$release/updates/dkms/'*xen_swiotlb_rs* > /dev/null 2>&1"
 check "dkms remove: depmod forgot them" sh -c "! grep -q xen_swiotlb_rs '$CHROOT/lib/modules/$release/modules.dep'"
+rm -rf "${CHROOT:?}/root/xendma"
 
 # A compiler that is not the kernel's (the host's rustc-web) is refused before anything is built.
 rc=0
