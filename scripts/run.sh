@@ -28,5 +28,7 @@ grep -q '^odp_umem: all data correct' "$BUILD/run/$kind.console.log" ||
     die "odp_umem's demonstration did not end with correct data (see $BUILD/run/$kind.console.log)"
 grep -q 'read 4 MiB back (O_DIRECT): identical' "$BUILD/run/$kind.console.log" ||
     die "the nvme data did not come back identical (see $BUILD/run/$kind.console.log)"
+grep -q 'the nvme round trip: bounces +[1-9]' "$BUILD/run/$kind.console.log" ||
+    die "the nvme round trip did not bounce through xen_swiotlb_rs (see $BUILD/run/$kind.console.log)"
 ! grep -a -E 'WARNING:|BUG:|Oops|Call Trace:' "$BUILD/run/$kind.console.log" ||
     die "the kernel reported a problem (above; see $BUILD/run/$kind.console.log)"

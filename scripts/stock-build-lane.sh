@@ -80,6 +80,18 @@ rc=0
 in_chroot make "${mkargs[@]}" uninstall > "$out/logs/stock-make-uninstall.log" 2>&1 || rc=$?
 left=$(find "$CHROOT$st" -name '*.ko*' -o -name odp_umem.h -o -name Module.symvers | wc -l)
 check "make uninstall: exit 0, nothing left ($left files)" [ $rc = 0 -a "$left" = 0 ]
+# And as the guide has it, into the system: /lib/modules/<release>/updates, depmod, /usr/local.
+mkargs=(-C "$mk" KDIR=/build/linux-stock KERNELRELEASE="$release" CC="$cc")
+dep=$CHROOT/lib/modules/$release/modules.dep
+rc=0
+in_chroot make "${mkargs[@]}" install >> "$out/logs/stock-make-install.log" 2>&1 || rc=$?
+check "sudo make install: exit 0, depmod lists updates/xen_swiotlb_rs.ko" \
+    sh -c "[ $rc = 0 ] && grep -q '^updates/xen_swiotlb_rs.ko' '$dep'"
+check "sudo make install: /usr/local/include/xendma/odp_umem.h" [ -f "$CHROOT/usr/local/include/xendma/odp_umem.h" ]
+rc=0
+in_chroot make "${mkargs[@]}" uninstall >> "$out/logs/stock-make-uninstall.log" 2>&1 || rc=$?
+check "sudo make uninstall: exit 0, depmod forgot them, the header gone" \
+    sh -c "[ $rc = 0 ] && ! grep -q xen_swiotlb_rs '$dep' && [ ! -e '$CHROOT/usr/local/include/xendma' ]"
 rm -rf "${CHROOT:?}$mk" "${CHROOT:?}$st"
 
 # DKMS, as Documentation/install.rst tells a sid user: the source in /usr/src/xendma-VERSION, then

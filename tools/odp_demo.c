@@ -44,17 +44,25 @@ static uint64_t counter(const char *name)
 	return v;
 }
 
-/* One line: what happened, then each counter and how much it moved. */
-static void step(const char *what)
+/*
+ * One line: what happened, then each counter and how much it moved. Returns how much counter
+ * `which` moved.
+ */
+static long long step(const char *what, int which)
 {
+	long long moved = 0;
+
 	printf("odp_umem: %-52s", what);
 	for (int i = 0; i < 4; i++) {
 		uint64_t v = counter(names[i]);
 
 		printf(" %s %llu (%+lld)", names[i], (unsigned long long)v, (long long)(v - last[i]));
+		if (i == which)
+			moved = (long long)(v - last[i]);
 		last[i] = v;
 	}
 	printf("\n");
+	return moved;
 }
 
 static int xfer(int fd, unsigned long cmd, uint64_t h, void *addr, size_t len, void *buf)
@@ -90,35 +98,40 @@ int main(void)
 	a[0] = (uintptr_t)mem, a[1] = LEN, a[2] = 4096, a[3] = ACC_RW, a[4] = 0;
 	if (ioctl(fd, ODP_REGISTER, a))
 		return fail("register");
-	step("registered 64 KiB (16 pages); nothing mapped yet");
+	step("registered 64 KiB (16 pages); nothing mapped yet", -1);
 
 	if (xfer(fd, ODP_READ, a[4], mem, LEN, out))
 		return fail("device read");
 	for (size_t i = 0; i < LEN; i++)
 		bad += out[i] != (uint8_t)(i * 7 + 1);
-	step(bad ? "the device read it: WRONG DATA" : "the device read all 16 pages: data correct");
+	if (step(bad ? "the device read it: WRONG DATA" : "the device read all 16 pages: data correct",
+		 1) != PAGES)
+		bad++, printf("odp_umem: expected 16 pages mapped by the fault\n");
 
 	if (madvise(mem, LEN / 2, MADV_DONTNEED))
 		return fail("madvise");
-	step("madvise(DONTNEED) on the first 8 pages");
+	if (step("madvise(DONTNEED) on the first 8 pages", 2) < 1)
+		bad++, printf("odp_umem: expected an invalidation\n");
 
 	if (xfer(fd, ODP_READ, a[4], mem, LEN, out))
 		return fail("device read");
 	for (size_t i = 0; i < LEN; i++)
 		bad += out[i] != (i < LEN / 2 ? 0 : (uint8_t)(i * 7 + 1));
-	step(bad ? "the device read again: WRONG DATA" : "the device read again: zeros, then the rest");
+	if (step(bad ? "the device read again: WRONG DATA" : "the device read again: zeros, then the rest",
+		 0) < 1)
+		bad++, printf("odp_umem: expected a fault\n");
 
 	memset(in, 0x5a, sizeof(in));
 	if (xfer(fd, ODP_WRITE, a[4], mem, LEN, in))
 		return fail("device write");
 	for (size_t i = 0; i < LEN; i++)
 		bad += mem[i] != 0x5a;
-	step(bad ? "the device wrote: WRONG DATA" : "the device wrote 64 KiB: the process sees it");
+	step(bad ? "the device wrote: WRONG DATA" : "the device wrote 64 KiB: the process sees it", -1);
 
 	if (ioctl(fd, ODP_UNREGISTER, &a[4]))
 		return fail("unregister");
-	step("unregistered");
+	step("unregistered", -1);
 	close(fd);
-	printf("odp_umem: %s\n", bad ? "FAILED: wrong data" : "all data correct");
+	printf("odp_umem: %s\n", bad ? "FAILED: wrong data or counters" : "all data correct");
 	return bad ? 1 : 0;
 }
