@@ -73,6 +73,12 @@ if [ "$variant" = test ]; then
         [ -x "$sh" ] || continue
         install -m 755 "$sh" "$out/tests/$(basename "$sh" .sh)"
     done
+    # Tools of the tests (selftests/bin: the disk soak of xen_swiotlb_attach).
+    for c in "$REPO"/selftests/bin/*.c; do
+        [ -e "$c" ] || continue
+        gcc -static -O2 -Wall -Wextra -Werror -o "$out/bin/$(basename "$c" .c)" "$c" \
+            || die "build of $c failed"
+    done
     # The kernel's DMA mapping benchmark (CONFIG_DMA_MAP_BENCHMARK) is driven by its own user
     # program; its header is a kernel-internal one, so it is copied to a private include dir.
     inc=$(mktemp -d "$BUILD/mbinc.XXXXXX")

@@ -59,19 +59,23 @@ PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/lockdown.cpio.gz" "$
 vm lockdown plain "$out/lockdown.cpio.gz" 300 "xendma.lane=lockdown lockdown=integrity"
 lane lockdown report lockdown "$out/logs/lockdown.console.log" "$BUILD/mod-prod"
 
-# dom0 and domU: one Xen boot; dom0 runs its lane, then starts the domU with edu passed through.
+# dom0 and domU: one Xen boot; dom0 runs its lane, then starts the domU with the edu (00:03.0) and
+# the second nvme controller (00:06.0) passed through.
 # Under TCG the PV domU is the slow part: on a 2-core machine of this kind (2026-11-30) its
 # odp_umem stress test alone took 276 to 432 s and the whole domU about 690 s, dom0 about 330 s.
 # The domU gets 1200 s and the whole boot 1800 s; a hang still ends the run, with the domU's log.
 "$REPO/scripts/initramfs.sh" "$out/xen.cpio.gz" "$BUILD/mod-test" xen
 vm xen xen "$out/xen.cpio.gz" 1800 \
-    "xendma.lane=dom0 xendma.domu=1 xendma.bdf=0000:00:03.0 xendma.domu_timeout=1200 $DOM0_ARGS"
+    "xendma.lane=dom0 xendma.domu=1 xendma.bdf=0000:00:03.0,0000:00:06.0 xendma.domu_timeout=1200 $DOM0_ARGS"
 lane dom0 report dom0 "$out/logs/xen.console.log"
 # The domU's console log, as dom0 printed it.
 sed -n '/@@XENDMA-DOMU-LOG-BEGIN/,/@@XENDMA-DOMU-LOG-END/p' "$out/logs/xen.console.log" \
     > "$out/logs/domU.console.log"
 # QEMU's output (the edu device's address complaints) covers both guests of that boot.
 cp "$out/logs/xen.console.log.qemu" "$out/logs/domU.console.log.qemu" 2>/dev/null || true
+# Xen's own lines from the domU's start on (its IOMMU faults belong to the domU's devices).
+sed -n '/@@XENDMA-DOMU-START/,$p' "$out/logs/xen.console.log" | grep -a '^(XEN)' \
+    > "$out/logs/domU.console.log.xen" || true
 lane domU report domU "$out/logs/domU.console.log"
 
 # Debian's stock kernel, unmodified, with the production modules built for it (scripts/stock-kernel.sh
@@ -91,11 +95,14 @@ TCG_THREAD=single KERNEL=$(stock_vmlinuz) vm stock-lockdown plain "$out/stock-lo
 lane stock-lockdown report stock-lockdown "$out/logs/stock-lockdown.console.log" "$BUILD/mod-stock"
 PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-xen.cpio.gz" "$BUILD/mod-stock" stock-xen
 KERNEL=$(stock_vmlinuz) vm stock-xen xen "$out/stock-xen.cpio.gz" 1800 \
-    "xendma.lane=stock-dom0 xendma.domu=1 xendma.bdf=0000:00:03.0 xendma.domu_timeout=1200 $DOM0_ARGS"
+    "xendma.lane=stock-dom0 xendma.domu=1 xendma.bdf=0000:00:03.0,0000:00:06.0 xendma.domu_timeout=1200 $DOM0_ARGS"
 lane stock-dom0 report stock-dom0 "$out/logs/stock-xen.console.log" "$BUILD/mod-stock"
 sed -n '/@@XENDMA-DOMU-LOG-BEGIN/,/@@XENDMA-DOMU-LOG-END/p' "$out/logs/stock-xen.console.log" \
     > "$out/logs/stock-domU.console.log"
 cp "$out/logs/stock-xen.console.log.qemu" "$out/logs/stock-domU.console.log.qemu" 2>/dev/null || true
+# Xen's own lines from the domU's start on (its IOMMU faults belong to the domU's devices).
+sed -n '/@@XENDMA-DOMU-START/,$p' "$out/logs/stock-xen.console.log" | grep -a '^(XEN)' \
+    > "$out/logs/stock-domU.console.log.xen" || true
 lane stock-domU report stock-domU "$out/logs/stock-domU.console.log" "$BUILD/mod-stock"
 
 echo "logs: $out/logs"

@@ -23,6 +23,8 @@ BAD = re.compile(r'(BUG:|WARNING:|Oops|Kernel panic|kernel BUG|KASAN|UBSAN|gener
                  r'\bcut here\b|possible circular locking|inconsistent lock state|'
                  r'sleeping function called from invalid context|suspected memory leak|'
                  r'Call Trace:)')
+IOMMU_FAULT = re.compile(r'\[VT-D\]DMAR:\[|DMAR:\[DMA (Read|Write)\]|detected translation failure|'
+                         r'vtd_.*(fault|fail)')
 TS = re.compile(r'^\[\s*\d+\.\d+\]\s?')
 
 
@@ -66,6 +68,21 @@ def main():
             if re.search(r'EDU: |edu: .*(DMA|range)|hw_error|Aborted', l):
                 problems.append('QEMU: ' + l.strip())
                 break
+
+    # DMA faults the IOMMU reported: Xen's VT-d driver on its console ("(XEN) [VT-D]DMAR:[DMA
+    # Write] Request device [0000:00:01.0] fault addr ..."), QEMU's intel-iommu on its output. For a
+    # dom0 lane, Xen's lines before the domU started; for a domU lane, those after (LOG.xen, which
+    # check.sh cuts from the boot's console). Any such line means a device was given a bus address
+    # that is not its domain's memory.
+    xen_lines = text.split('@@XENDMA-DOMU-START')[0].splitlines()
+    if os.path.exists(log + '.xen'):
+        xen_lines += open(log + '.xen', errors='replace').read().splitlines()
+    if os.path.exists(qemu_out):
+        xen_lines += open(qemu_out, errors='replace').read().splitlines()
+    for l in xen_lines:
+        if IOMMU_FAULT.search(l):
+            problems.append('IOMMU fault: ' + l.strip())
+            break
 
     stock = os.path.basename(lane).startswith('stock-')
     if stock:

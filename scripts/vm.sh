@@ -4,7 +4,8 @@
 # plain: the kernel runs directly, with two edu devices (28-bit at 00:03.0, 32-bit at 00:05.0) and
 #        an nvme device, 5 GiB of RAM of which 256 MiB below 4 GiB.
 # xen:   Xen 4.17 runs with the kernel as PV dom0 (q35 + intel-iommu, so that the edu device at
-#        00:03.0 can be passed through to a domU), with a second 28-bit edu at 00:05.0 for dom0.
+#        00:03.0 can be passed through to a domU), with a second 28-bit edu at 00:05.0 for dom0,
+#        and a second nvme controller at 00:06.0 (its own 64 MiB disk) for the domU.
 . "$(dirname "$0")/lib.sh"
 
 kind=$1 initrd=$2 log=$3 timeout_s=$4 cmdline=$5
@@ -17,6 +18,8 @@ kernel=${KERNEL:-$KSRC/arch/x86/boot/bzImage}
 tcg_thread=${TCG_THREAD:-multi}
 nvme=$BUILD/nvme.img
 [ -f "$nvme" ] || truncate -s 64M "$nvme"
+nvme_domu=$BUILD/nvme-domU.img
+[ -f "$nvme_domu" ] || truncate -s 64M "$nvme_domu"
 
 common=(-nographic -no-reboot -smp 2 -monitor none -serial "file:$log"
         -device edu,addr=3
@@ -39,6 +42,7 @@ xen)
     # rdrand seeds the guests' entropy at boot (xl waits for it); pmtmr=0 skips a 3 s PM-timer probe.
     cmd=(qemu-system-x86_64 -machine q35 -accel tcg,thread=single -device intel-iommu,intremap=off
          -cpu qemu64,+rdrand -m 2G "${common[@]}" -device edu,addr=5
+         -drive "file=$nvme_domu,if=none,id=nvd,format=raw" -device nvme,serial=xendma1,drive=nvd,addr=6
          -kernel "$XENROOT/xen.bin"
          -append "console=com1 com1=115200,8n1 dom0_mem=768M,max:768M loglvl=all guest_loglvl=all iommu=verbose"
          -initrd "$kernel console=hvc0 earlyprintk=xen pmtmr=0 loglevel=5 log_buf_len=8M panic=-1 oops=panic ${cmdline//,/,,},$initrd")

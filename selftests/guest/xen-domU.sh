@@ -1,9 +1,9 @@
 #!/bin/sh
-# Usage (inside a Xen PV dom0, as root): xen-domU.sh KERNEL RAMDISK "EXTRA_CMDLINE" BDF TIMEOUT_SECONDS
+# Usage (inside a Xen PV dom0, as root): xen-domU.sh KERNEL RAMDISK "EXTRA_CMDLINE" BDF[,BDF...] TIMEOUT_SECONDS
 #
 # Brings up the Xen toolstack that scripts/xen-rootfs.sh put into the dom0 initramfs (modules from
-# /lib/xendma-xen, xenfs on /proc/xen, devpts, xenstored, xen-init-dom0, xenconsoled), hands the PCI device BDF
-# to xen-pciback, `xl create`s a PV domU with that device passed through, waits until the domU shuts down or
+# /lib/xendma-xen, xenfs on /proc/xen, devpts, xenstored, xen-init-dom0, xenconsoled), hands the PCI
+# devices (a comma-separated list) to xen-pciback, `xl create`s a PV domU with them passed through, waits until the domU shuts down or
 # TIMEOUT_SECONDS have elapsed, destroys it, and prints the domU console log between the lines
 # @@XENDMA-DOMU-LOG-BEGIN and @@XENDMA-DOMU-LOG-END.
 # Exit status: 0 when the domU powered off by itself; 1 otherwise (reason on stderr, prefixed "xen-domU:").
@@ -29,8 +29,8 @@ trace() { [ "$VERBOSE" = 0 ] || echo "xen-domU: [$(cut -d' ' -f1 /proc/uptime)] 
 now_s() { read -r now _ < /proc/uptime; now=${now%.*}; }
 mounted() { grep -q "^[^ ]* $1 " /proc/mounts; }
 
-[ $# -eq 5 ] || fail "usage: xen-domU.sh KERNEL RAMDISK EXTRA_CMDLINE BDF TIMEOUT_SECONDS"
-kernel=$1 ramdisk=$2 extra=$3 bdf=$4 timeout=$5
+[ $# -eq 5 ] || fail "usage: xen-domU.sh KERNEL RAMDISK EXTRA_CMDLINE BDF[,BDF...] TIMEOUT_SECONDS"
+kernel=$1 ramdisk=$2 extra=$3 bdfs=$4 timeout=$5
 # Debian's 7.2 domU kernel sometimes loses its PCI device at pcifront's first connection (xenbus
 # logs "state reset occurred, reconnecting": 7.x's xenbus compares the frontend state it read with
 # the one pcifront set meanwhile, takes the difference for a toolstack reset and re-creates the
@@ -46,9 +46,15 @@ extra_run=$extra
 [ -f "$kernel" ] || fail "no kernel $kernel"
 [ -f "$ramdisk" ] || fail "no ramdisk $ramdisk"
 case $timeout in ''|*[!0-9]*) fail "TIMEOUT_SECONDS must be a number: $timeout" ;; esac
-case $bdf in ????:??:??.?) ;; ??:??.?) bdf=0000:$bdf ;; *) fail "bad BDF $bdf (want 0000:00:03.0)" ;; esac
+# The devices, with their PCI domain; pciback's hide= list and xl's pci= list.
+devs= hide= pcicfg=
+for bdf in $(echo "$bdfs" | tr ',' ' '); do
+    case $bdf in ????:??:??.?) ;; ??:??.?) bdf=0000:$bdf ;; *) fail "bad BDF $bdf (want 0000:00:03.0)" ;; esac
+    [ -e /sys/bus/pci/devices/$bdf ] || fail "no PCI device $bdf in dom0"
+    devs="$devs $bdf" hide="$hide($bdf)" pcicfg="$pcicfg${pcicfg:+, }'$bdf'"
+done
+[ -n "$devs" ] || fail "no BDF given"
 case $extra in *\"*) fail "EXTRA_CMDLINE must not contain a double quote" ;; esac
-[ -e /sys/bus/pci/devices/$bdf ] || fail "no PCI device $bdf in dom0"
 [ -d /sys/hypervisor ] && [ "$(cat /sys/hypervisor/type 2>/dev/null)" = xen ] || fail "not running on Xen"
 
 # xl (libuuid) waits up to 1 s per UUID while the kernel's CRNG is not ready; a blocking read of /dev/random
@@ -67,17 +73,18 @@ load xen-privcmd
 load xenfs
 load xen-gntdev
 load xen-gntalloc
-load xen-pciback "hide=($bdf)"
+load xen-pciback "hide=$hide"
 
-# Hand the device to pciback if hide= did not (pciback was already loaded, or another driver owns it).
-drv=$(readlink "/sys/bus/pci/devices/$bdf/driver" 2>/dev/null)
-if [ "${drv##*/}" != pciback ]; then
+# Hand each device to pciback if hide= did not (pciback was already loaded, or another driver owns it).
+for bdf in $devs; do
+    drv=$(readlink "/sys/bus/pci/devices/$bdf/driver" 2>/dev/null)
+    [ "${drv##*/}" = pciback ] && continue
     [ -n "$drv" ] && echo "$bdf" > "/sys/bus/pci/devices/$bdf/driver/unbind"
     echo "$bdf" > /sys/bus/pci/drivers/pciback/new_slot 2>/dev/null
     echo "$bdf" > /sys/bus/pci/drivers/pciback/bind 2>/dev/null
     drv=$(readlink "/sys/bus/pci/devices/$bdf/driver" 2>/dev/null)
     [ "${drv##*/}" = pciback ] || fail "could not bind $bdf to pciback (driver: ${drv##*/})"
-fi
+done
 
 mkdir -p /proc/xen /dev/pts /var/run/xen /var/run/xenstored /var/lib/xen /var/lib/xenstored \
          /var/log/xen/console /var/lock
@@ -113,7 +120,7 @@ ramdisk = "$ramdisk"
 extra = "$extra_run"
 memory = $MEMORY
 vcpus = $VCPUS
-pci = [ '$bdf' ]
+pci = [ $pcicfg ]
 on_poweroff = "preserve"
 on_reboot = "preserve"
 on_crash = "preserve"
@@ -205,7 +212,7 @@ if grep -q '@@XENDMA-PCIFRONT-NODEV' "$CONLOG" 2>/dev/null && [ "$attempt" -lt "
     echo "xen-domU: attempt $attempt: pcifront found no device in the domU; its log:"
     tr -d '\r' < "$CONLOG" | grep -E 'pcifront|xenbus|XENDMA-PCIFRONT' | sed 's/^/xen-domU:   /'
     echo "xen-domU: creating the domU again (attempt $((attempt + 1)) of $ATTEMPTS)"
-    XENDMA_DOMU_ATTEMPT=$((attempt + 1)) exec "$0" "$kernel" "$ramdisk" "$extra" "$bdf" "$timeout"
+    XENDMA_DOMU_ATTEMPT=$((attempt + 1)) exec "$0" "$kernel" "$ramdisk" "$extra" "$bdfs" "$timeout"
 fi
 
 echo "@@XENDMA-DOMU-LOG-BEGIN"

@@ -4,8 +4,10 @@
 # xen_swiotlb_attach: run-time attach/detach of real devices to xen_swiotlb_rs's dma_map_ops
 # (busybox sh; the test build of the module is loaded). The devices per lane:
 #   plain QEMU: nvme 00:04.0, edu 00:03.0 (28-bit), edu 00:05.0 (32-bit, benchmark device);
-#   Xen dom0:   nvme 00:04.0, edu 00:05.0 (28-bit; 00:03.0 is hidden for the domU);
-#   Xen domU:   the passed-through edu, 00:00.0 there (no nvme).
+#   Xen dom0:   nvme 00:04.0, edu 00:05.0 (28-bit; the edu 00:03.0 and the nvme 00:06.0 are
+#               reserved for the domU);
+#   Xen domU:   the passed-through edu and nvme controller (found by vendor and class: pcifront
+#               numbers them 00:00.0 and 00:01.0 there).
 # Under Xen the pool's segments must each be machine-contiguous below 2^dma_bits (checked through
 # debugfs "segments", which reads the p2m), and unloading gives the frames back.
 #   a. the nvme controller (00:04.0) on the module's pool with force_bounce: an 8 MiB random pattern
@@ -19,7 +21,14 @@
 #      lockdown: the benchmark's ioctl file is in debugfs);
 #   d. the high-water mark resets to the current use;
 #   e. attach= at load: the device is attached and pins the module;
-#   f. (Xen) unloading returns every frame: the domain's reservation and its free memory are back.
+#      With the nvme also attached at load (force_bounce off), the round trip of a. again;
+#   f. (Xen) unloading returns every frame: the domain's reservation and its free memory are back;
+#   g. the soak: the nvme attached at load to a 1 MiB pool that may grow to 2 MiB with force_bounce,
+#      then without: 12 processes of random O_DIRECT AIO writes and reads of 4 KiB to 256 KiB
+#      (the disk_soak tool, a printed seed; bursts of 3 MiB submitted at once), every read compared
+#      with what was written: no mismatch, no I/O error; the pool grew and ran out (map_failures
+#      grew, the nvme driver retried), bounced_bytes covers the data; under Xen the reservation is
+#      back after unload.
 # Run-time attach and detach go through /sys/module/xen_swiotlb_rs/{attach,detach} in a. and through
 # the debugfs files elsewhere; b. tries both. Under lockdown (/sys/kernel/security/lockdown, the
 # lockdown lane: lockdown=integrity, a signed module) debugfs can be read but not written: every
@@ -40,6 +49,8 @@ SYS=/sys/module/$MOD
 PCI=/sys/bus/pci/devices
 NVME=0000:00:04.0
 DISK=nvme0n1
+SOAK=/lib/xendma/bin/disk_soak
+SEED=${XENDMA_SOAK_SEED:-20261130}
 BENCH=0000:00:05.0
 EDUS="0000:00:03.0 $BENCH"
 BENCHBIN=/lib/xendma/bin/dma_map_benchmark
@@ -157,8 +168,18 @@ wait_until() {  # tenths of a second, command...: polls until the command succee
 		sleep 0.1
 	done
 }
+# The nvme's disk: namespace 1 of the controller bound to $NVME (its number may change with a
+# re-probe).
 disk_ready() {
+	c=$(ls "$PCI/$NVME/nvme" 2>/dev/null | head -n 1)
+	[ -n "$c" ] && DISK=${c}n1 || return 1
 	[ -b "/dev/$DISK" ] && s=$(cat "/sys/block/$DISK/size" 2>/dev/null) && [ "${s:-0}" -gt 0 ]
+}
+# The first PCI device whose FILE (vendor, class) reads VALUE.
+pci_with() {  # file value
+	for d in "$PCI"/*; do
+		[ "$(cat "$d/$1" 2>/dev/null)" = "$2" ] && { echo "${d##*/}"; return; }
+	done
 }
 bound_to() { [ "$(driver_of "$1")" = "$2" ]; }
 
@@ -197,8 +218,8 @@ if dmesg | grep -q "$MOD: loaded: domain Pv { initial: true }"; then
 	EDUS=$BENCH
 elif dmesg | grep -q "$MOD: loaded: domain Pv { initial: false }"; then
 	XEN=domU
-	NVME=
-	BENCH=0000:00:00.0
+	NVME=$(pci_with class 0x010802)
+	BENCH=$(pci_with vendor 0x1234)
 	EDUS=$BENCH
 fi
 diag "lane: ${XEN:-plain}; nvme '${NVME:-none}', edu devices '$EDUS', benchmark device $BENCH"
@@ -207,6 +228,7 @@ diag "parameters: pool_mb=$(cat $PARAM/pool_mb 2>/dev/null) dma_bits=$(cat $PARA
 diag "lockdown: ${LOCKDOWN:-none}; attach/detach files of b.-f.: $IFDIR"
 check "$MOD is loaded, with its debugfs directory" test -d "/sys/module/$MOD" -a -d "$DBG"
 check "its sysfs attach, detach and devices files" test -f $SYS/attach -a -f $SYS/detach -a -f $SYS/devices
+[ "$XEN" = domU ] && check "domU: the passed-through nvme controller and edu are there" [ -n "$NVME" -a -n "$BENCH" ]
 if [ -n "$LOCKDOWN" ]; then
 	expect_err EPERM "$DBG/attach" 0000:00:1f.7 "lockdown $LOCKDOWN: a debugfs attach write is refused (EPERM)"
 	check "lockdown $LOCKDOWN: debugfs statistics stay readable" num "$(cnt bounces)"
@@ -361,6 +383,59 @@ check "used_hiwater after reset <= used_slots" ge "$u" "$h"
 check "idle: used_hiwater = used_slots" eq "$h" "$u"
 fi
 
+# --- g. the soak (called from e., between unload and the reload as at boot) ------------------------
+# One disk_soak run: its lines as diagnostics; sets sw (written) and sv (verified).
+soak() {  # label jobs requests region_kib
+	"$SOAK" "/dev/$DISK" "$2" "$3" "$4" "$SEED" 300 > "$TMP/soak" 2>&1
+	rc=$?
+	while IFS= read -r line; do diag "  $line"; done < "$TMP/soak"
+	last=$(grep '^disk_soak: jobs' "$TMP/soak")
+	sw=$(echo "$last" | sed -n 's/.* written \([0-9]*\),.*/\1/p')
+	sv=$(echo "$last" | sed -n 's/.* verified \([0-9]*\),.*/\1/p')
+	check "soak, $1: $2 jobs, exit 0 (every read verified, no I/O error)" [ $rc = 0 ]
+	check "soak, $1: no mismatch and no I/O error reported" \
+		grep -q ' mismatches 0, errors 0,' "$TMP/soak"
+	check "soak, $1: data written and verified" [ "${sw:-0}" -gt 0 -a "${sv:-0}" -gt 0 ]
+	echo "# soak bytes verified: ${sv:-0} ($1)"
+}
+grows() { cut -d' ' -f1 "$DBG/grows" 2>/dev/null; }
+soak_section() {
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+	sr0=$(reservation)
+	sp="pool_mb=1 pool_max_mb=2 dma_bits=$(echo "$P0" | sed 's/.*dma_bits=//') attach=$NVME force_bounce=1"
+	insmod $KO ${XENP:+expect_xen="$XENP"} $sp
+	check "soak: insmod $sp" grep -q "^$MOD " /proc/modules
+	check "soak: the nvme disk is back on our ops" wait_until 150 disk_ready
+	p0=$(cnt pool_bytes) g0=$(grows) f0=$(cnt map_failures) y0=$(cnt bounced_bytes)
+	diag "soak: pool_bytes $p0, grows '$(cat "$DBG/grows" 2>/dev/null)', map_failures $f0, seed $SEED"
+	soak "forced bounce" 12 64 4096
+	counters
+	diag "soak: grows '$(cat "$DBG/grows" 2>/dev/null)', pool_max_bytes $(cnt pool_max_bytes)," \
+		"map_failures +$(delta "$f0" "$(cnt map_failures)"), bounced_bytes +$(delta "$y0" "$(cnt bounced_bytes)")"
+	check "soak: the pool grew (grows >= 1, pool_bytes above $p0)" \
+		[ "$(grows)" -ge 1 -a "$(cnt pool_bytes)" -gt "$p0" ] 2>/dev/null
+	check "soak: the pool stayed within pool_max_mb (2 MiB)" ge $((2 * MIB)) "$(cnt pool_bytes)"
+	check "soak: the pool ran out (map_failures grew; nvme retried)" \
+		[ "$(delta "$f0" "$(cnt map_failures)")" -ge 1 ] 2>/dev/null
+	check "soak: bounced_bytes grew by at least the bytes written and verified" \
+		ge "$(delta "$y0" "$(cnt bounced_bytes)")" $((sw + sv))
+	expect_ok "$PARAM/force_bounce" 0 "soak: force_bounce=0"
+	soak "force_bounce off" 8 32 4096
+	expect_ok "$SYS/detach" $NVME "soak: detach $NVME"
+	check "soak: the nvme disk is back on the kernel's ops" wait_until 150 disk_ready
+	check "soak: no mappings left (used_slots 0)" eq "$(cnt used_slots)" 0
+	check "soak: rmmod" rmmod $MOD
+	if [ -n "$XEN" ]; then
+		sync
+		echo 3 > /proc/sys/vm/drop_caches
+		sr1=$(reservation)
+		diag "Xen: reservation ${sr0} -> ${sr1} KiB around the soak"
+		check "Xen: the domain's reservation is unchanged after the soak's growth and unload" \
+			[ -n "$sr0" -a "$sr0" = "$sr1" ]
+	fi
+}
+
 # --- e. attach at load --------------------------------------------------------------------------
 # Reload the module with attach= (its KUnit suites filtered out: they ran at the first load), check
 # the device is attached and pins the module, then reload it as /init loaded it.
@@ -368,8 +443,8 @@ KO=/lib/xendma/$MOD.ko
 XENP=$(cat $PARAM/expect_xen 2>/dev/null)
 GLOB=/sys/module/kunit/parameters/filter_glob
 P0="pool_mb=$(cat $PARAM/pool_mb) dma_bits=$(cat $PARAM/dma_bits)"
-ATT=$(echo $EDUS | tr ' ' ',')
-NATT=$(echo $EDUS | wc -w)
+ATT=$(echo $EDUS $NVME | tr ' ' ',')
+NATT=$(echo $EDUS $NVME | wc -w)
 memfree() { sed -n 's/^MemFree: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
 reservation() { cat /sys/devices/system/xen_memory/xen_memory0/info/current_kb 2>/dev/null; }
 if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
@@ -378,11 +453,19 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 	insmod $KO ${XENP:+expect_xen="$XENP"} attach=$ATT,bogus pool_mb=16 dma_bits=28
 	check "insmod with attach=$ATT,bogus pool_mb=16 dma_bits=28" grep -q "^$MOD " /proc/modules
 	check "pool_bytes is 16 MiB" eq "$(cnt pool_bytes)" $((16 * MIB))
-	for d in $EDUS; do
+	for d in $EDUS $NVME; do
 		check "attach= attached $d at load" [ -n "$(devline $d)" ]
 	done
 	check "attached counter is $NATT (bogus refused)" eq "$(cnt attached)" "$NATT"
 	check "the attach parameter reads back" [ "$(cat $PARAM/attach)" = "$ATT,bogus" ]
+	if [ -n "$NVME" ]; then
+		# The nvme on our ops from the start, bouncing only what its mask or (under Xen) the
+		# machine frames require.
+		check "attached at load: the nvme disk is there" wait_until 150 disk_ready
+		check "attached at load: nvme bound to the nvme driver" bound_to $NVME nvme
+		round_trip "attached at load, force_bounce off"
+		diag "devices: $(devline $NVME)"
+	fi
 	# The edu_mmap program again, its device now on our ops: coherent buffers from our alloc,
 	# mapped to user space by our mmap, copied by the device.
 	/lib/xendma/tests/edu_mmap > "$TMP/edu_mmap" 2>&1
@@ -402,9 +485,10 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 	done
 	rmmod $MOD 2> /dev/null
 	check "rmmod refused: devices attached at load pin the module" grep -q "^$MOD " /proc/modules
-	for d in $EDUS; do
+	for d in $EDUS $NVME; do
 		expect_ok "$IFDIR/detach" $d "detach $d"
 	done
+	[ -n "$NVME" ] && check "detached: the nvme disk is back on the kernel's ops" wait_until 150 disk_ready
 	check "rmmod once detached" rmmod $MOD
 	# --- f. Xen: a 64 MiB pool (the defaults) is built, and unloading gives every frame back.
 	if [ -n "$XEN" ]; then
@@ -433,6 +517,7 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 		check "Xen: unload gave the memory back (MemFree within 4 MiB)" \
 			[ $((f2 - f0)) -ge -4096 -a $((f2 - f0)) -le 4096 ]
 	fi
+	[ -n "$NVME" ] && soak_section
 	insmod $KO ${XENP:+expect_xen="$XENP"} $P0
 	check "reloaded as at boot ($P0)" grep -q "^$MOD " /proc/modules
 	[ -e $GLOB ] && wr $GLOB '*'
