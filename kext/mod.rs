@@ -19,6 +19,7 @@
 //! - [`sync`], `irqlock`, `publish`: small kernel services, an irq-saving spinlock, a list
 //!   published to lock-free readers.
 //! - [`xen`]: the domain, the p2m, `XENMEM_exchange`.
+//! - [`trace`]: the modules' trace events.
 //! - [`params`] (xen_swiotlb_rs), [`odp_abi`] (odp_umem): module-specific glue to C.
 //! - `kunit` (test builds only): KUnit suites and test-only kernel access.
 //!
@@ -72,6 +73,8 @@ pub mod publish;
 pub mod sync;
 #[cfg(xendma_swiotlb)]
 pub mod sysfs;
+#[cfg(any(xendma_swiotlb, xendma_odp))]
+pub mod trace;
 #[cfg(any(xendma_swiotlb, xendma_testdev))]
 pub mod xen;
 #[cfg(xendma_swiotlb)]

@@ -19,3 +19,5 @@
 #ifdef XENDMA_KUNIT
 #include "helpers/kunit.c"
 #endif
+/* Last: it defines the trace points (CREATE_TRACE_POINTS) of its header only. */
+#include "helpers/trace_swiotlb.c"

@@ -85,8 +85,22 @@ pub fn dma_capable(limits: &DmaLimits, addr: u64, size: usize) -> bool {
 pub enum MapDecision {
     /// Give this bus address to the device; no bounce buffer.
     Direct(u64),
-    /// Bounce through the pool.
-    Bounce,
+    /// Bounce through the pool, for this reason.
+    Bounce(BounceReason),
+}
+
+/// Why [`decide_map`] bounces a mapping (the `reason` of the module's `bounced` trace event; the
+/// values are the event's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BounceReason {
+    /// Every mapping is bounced (`force_bounce`, or the architecture requires it).
+    Forced = 1,
+    /// The buffer's bus addresses are beyond the device's DMA mask or bus limit.
+    BeyondMask = 2,
+    /// The buffer spans frames that are not consecutive in bus (machine) memory.
+    NotContiguous = 3,
+    /// A frame of the buffer has no bus address (no machine frame in the p2m).
+    NoTranslation = 4,
 }
 
 /// Decides how to map `size` bytes at guest-physical `phys` for a device
@@ -100,7 +114,7 @@ pub enum MapDecision {
 ///
 /// ```
 /// use xendma_logic::dma::dma_bit_mask;
-/// use xendma_logic::bounce_policy::{decide_map, DmaLimits, MapDecision};
+/// use xendma_logic::bounce_policy::{decide_map, BounceReason, DmaLimits, MapDecision};
 /// use xendma_logic::xlate::IdentityMap;
 ///
 /// let dev32 = DmaLimits::new(dma_bit_mask(32));
@@ -110,7 +124,7 @@ pub enum MapDecision {
 /// );
 /// assert_eq!(
 ///     decide_map(&IdentityMap, &dev32, 0x1_0000_0000, 512, false, false),
-///     MapDecision::Bounce
+///     MapDecision::Bounce(BounceReason::BeyondMask)
 /// );
 /// ```
 pub fn decide_map<F: FrameMap + ?Sized>(
@@ -122,15 +136,15 @@ pub fn decide_map<F: FrameMap + ?Sized>(
     arch_needs_bounce: bool,
 ) -> MapDecision {
     if force || arch_needs_bounce {
-        return MapDecision::Bounce;
+        return MapDecision::Bounce(BounceReason::Forced);
     }
     match xlate::phys_to_bus(map, phys) {
-        Some(b)
-            if dma_capable(limits, b, size) && xlate::range_is_bus_contiguous(map, phys, size) =>
-        {
-            MapDecision::Direct(b)
+        None => MapDecision::Bounce(BounceReason::NoTranslation),
+        Some(b) if !dma_capable(limits, b, size) => MapDecision::Bounce(BounceReason::BeyondMask),
+        Some(_) if !xlate::range_is_bus_contiguous(map, phys, size) => {
+            MapDecision::Bounce(BounceReason::NotContiguous)
         }
-        _ => MapDecision::Bounce,
+        Some(b) => MapDecision::Direct(b),
     }
 }
 
@@ -217,6 +231,15 @@ impl DataDirection {
         }
     }
 
+    /// The C value (`enum dma_data_direction`).
+    pub const fn to_raw(self) -> u32 {
+        match self {
+            Self::Bidirectional => 0,
+            Self::ToDevice => 1,
+            Self::FromDevice => 2,
+        }
+    }
+
     /// On unmap, copy bounce -> original: for `FromDevice` and
     /// `Bidirectional`, unless `DMA_ATTR_SKIP_CPU_SYNC` is given.
     pub const fn copy_on_unmap(self, skip_cpu_sync: bool) -> bool {
@@ -268,31 +291,31 @@ mod tests {
         let direct = decide_map(&IdentityMap, &d, 0x1000, 8192, false, false);
         assert_eq!(direct, MapDecision::Direct(0x1000));
         let forced = decide_map(&IdentityMap, &d, 0x1000, 8192, true, false);
-        assert!(matches!(forced, MapDecision::Bounce));
+        assert_eq!(forced, MapDecision::Bounce(BounceReason::Forced));
         let arch = decide_map(&IdentityMap, &d, 0x1000, 8192, false, true);
-        assert!(matches!(arch, MapDecision::Bounce));
+        assert_eq!(arch, MapDecision::Bounce(BounceReason::Forced));
         // Non-contiguous frames.
         let t = [0x10u64, 0x20];
         let m = TableMap::new(1, &t);
         let s = decide_map(&m, &d, 0x1800, 0x1000, false, false);
-        assert!(matches!(s, MapDecision::Bounce));
+        assert_eq!(s, MapDecision::Bounce(BounceReason::NotContiguous));
         // Inside one page it is fine.
         assert_eq!(
             decide_map(&m, &d, 0x1800, 0x800, false, false),
             MapDecision::Direct(0x10_800)
         );
         // Untranslatable frame: bounce.
-        assert!(matches!(
+        assert_eq!(
             decide_map(&m, &d, 0x9000, 1, false, false),
-            MapDecision::Bounce
-        ));
+            MapDecision::Bounce(BounceReason::NoTranslation)
+        );
         // Bus address above the mask although guest address is low.
         let hi = [0x10_0000u64];
         let mh = TableMap::new(0, &hi);
-        assert!(matches!(
+        assert_eq!(
             decide_map(&mh, &d, 0x10, 16, false, false),
-            MapDecision::Bounce
-        ));
+            MapDecision::Bounce(BounceReason::BeyondMask)
+        );
     }
 
     #[test]

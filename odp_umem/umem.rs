@@ -2,6 +2,7 @@
 
 //! The umem: a range of a process's memory mirrored for a device.
 
+use crate::kext;
 use crate::kext::dma::{Bidirectional, DmaAddr, DmaDevice, PageMapping, ToDevice};
 use crate::kext::mm::Mm;
 use crate::kext::mmu_notifier::{pfn_array, IntervalNotifier, Invalidate, Locked, NotifierRange};
@@ -186,6 +187,7 @@ impl Invalidate for UmemData {
         self.stats.add(|s| &s.invalidations, 1);
         let n = state.unmap_span(span.first, span.end());
         self.stats.sub_mapped(n);
+        kext::trace::odp_invalidate(range.start(), range.end(), range.event(), n);
         if let Some(client) = &self.client {
             let start = self.region.page_addr(span.first);
             client.invalidated(start, self.region.page_addr(span.end()));
@@ -246,9 +248,13 @@ impl Umem {
         let span = region.fault_span(addr, len, access).map_err(arg_errno)?;
         let req = HmmPfn::request(access);
         let start = region.page_addr(span.first);
+        let end = region.page_addr(span.end());
+        let trace = |retries: u32, mapped: u64, ret: i32| {
+            kext::trace::odp_fault(start, end, span.count as u64, retries, mapped, ret)
+        };
         let mut pfns = pfn_array(span.count, req)?;
         data.stats.add(|s| &s.faults, 1);
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let faulted = match self.n.fault(start, pfns, req) {
                 Ok(f) => f,
                 Err(e) if e == EBUSY => {
@@ -256,13 +262,18 @@ impl Umem {
                     pfns = pfn_array(span.count, req)?;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    trace(attempt, 0, e.to_errno());
+                    return Err(e);
+                }
             };
             #[cfg(xendma_testdev)]
             crate::testdev::park_hook();
             match faulted.lock_if_current() {
                 Ok(mut locked) => {
-                    self.install(&mut locked, span.first, access)?;
+                    let (mapped, r) = self.install(&mut locked, span.first, access);
+                    trace(attempt, mapped, r.err().map_or(0, |e| e.to_errno()));
+                    r?;
                     return Ok(MappedRange {
                         locked,
                         region: *region,
@@ -274,11 +285,18 @@ impl Umem {
                 }
             }
         }
+        trace(MAX_ATTEMPTS, 0, EBUSY.to_errno());
         Err(EBUSY)
     }
 
     /// Maps the faulted pages that are not mapped as they should be; called locked and current.
-    fn install(&self, locked: &mut Locked<'_, UmemData>, first: usize, access: Access) -> Result {
+    /// Returns the pages it mapped, and the result.
+    fn install(
+        &self,
+        locked: &mut Locked<'_, UmemData>,
+        first: usize,
+        access: Access,
+    ) -> (u64, Result) {
         let data = self.n.data();
         let count = locked.faulted().pfns().len();
         let mut mapped = 0;
@@ -330,6 +348,7 @@ impl Umem {
                 result = Err(EIO);
                 break;
             };
+            kext::trace::odp_map_page(data.region.page_addr(i), map.bus(), rights.writable());
             locked.entries[i] = entry;
             locked.maps[i] = Some(map);
             mapped += 1;
@@ -337,7 +356,7 @@ impl Umem {
         data.stats.sub_mapped(unmapped);
         data.stats.add(|s| &s.maps, mapped);
         data.stats.add(|s| &s.pages_mapped, mapped);
-        result
+        (mapped, result)
     }
 
     /// Unmaps every page of `[addr, addr + len)` (rounded out to the page size): the device gives

@@ -50,9 +50,10 @@ if [ "$variant" = prod ]; then
         hit=$(nm "$src/$1.ko" | grep -E "$3" || true)
         [ -z "$hit" ] || die "$1.ko (production) carries $2: $(echo "$hit" | head -3 | tr '\n' ' ')"
     }
-    forbidden xen_swiotlb_rs "odp_umem's helpers" ' [TtDdRrBb] xendma_odp_| U (hmm_range_fault|mmu_interval_)'
+    forbidden xen_swiotlb_rs "odp_umem's helpers" \
+        ' [TtDdRrBb] xendma_(odp_|trace_odp_)| U (hmm_range_fault|mmu_interval_)'
     forbidden odp_umem "xen_swiotlb_rs's helpers" \
-        ' [TtDdRrBb] xendma_(ops_|dev_set_dma_ops|pci_find|xen_|swiotlb_)| U (__SCT__xen_hypercall|xen_p2m_addr)'
+        ' [TtDdRrBb] xendma_(ops_|dev_set_dma_ops|pci_find|xen_|swiotlb_|trace_(bounced|map_failed|pool_grow|attach|detach))| U (__SCT__xen_hypercall|xen_p2m_addr)'
     for m in xen_swiotlb_rs odp_umem; do
         forbidden $m "test support" ' [TtDdRrBb] xendma_(layouts|kunit_|odp_test_|expected_xen|pci_driven_by|misc_)'
     done

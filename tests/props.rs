@@ -8,7 +8,7 @@ mod common;
 
 use common::harness::{Harness, Op, BAD_MASK_BITS};
 use proptest::prelude::*;
-use xendma_logic::bounce_policy::{decide_map, dma_capable, DmaLimits, MapDecision};
+use xendma_logic::bounce_policy::{decide_map, dma_capable, BounceReason, DmaLimits, MapDecision};
 use xendma_logic::slots::PoolConfig;
 use xendma_logic::xlate::{self, TableMap};
 
@@ -159,7 +159,20 @@ proptest! {
                 prop_assert!(direct);
                 prop_assert_eq!(Some(b), bus);
             }
-            MapDecision::Bounce => prop_assert!(!direct),
+            MapDecision::Bounce(reason) => {
+                prop_assert!(!direct);
+                // The reason names the first rule that failed.
+                let want = if force || arch {
+                    BounceReason::Forced
+                } else if bus.is_none() {
+                    BounceReason::NoTranslation
+                } else if !bus.is_some_and(|b| dma_capable(&limits, b, size)) {
+                    BounceReason::BeyondMask
+                } else {
+                    BounceReason::NotContiguous
+                };
+                prop_assert_eq!(reason, want);
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 use crate::kext;
 use crate::kext::compat::ARef;
 use crate::kext::dma::ops::{self as dma_ops, Installation, Installed};
-use crate::logic::pciname::PciName;
+use crate::logic::pciname::{self, PciName};
 use crate::ops::Attached;
 use crate::Engine;
 use core::sync::atomic::{AtomicU64, AtomicUsize};
@@ -67,6 +67,12 @@ impl Swiotlb {
     /// re-probes. `EINVAL` malformed name, `ENODEV` no such device, `EEXIST` already attached,
     /// `EBUSY` if a driver bound itself in between.
     pub fn attach(&self, name: &[u8]) -> Result {
+        let r = self.attach_device(name);
+        kext::trace::attach(pciname::trim(name), r.err().map_or(0, |e| e.to_errno()));
+        r
+    }
+
+    fn attach_device(&self, name: &[u8]) -> Result {
         let (_, dev) = find_device(name)?;
         let module = match self.module {
             Some(m) => Some(kext::sync::ModuleRef::get(m).ok_or(ENODEV)?),
@@ -122,6 +128,12 @@ impl Swiotlb {
     /// ops, re-probes. `ENOENT` if not attached; `EBUSY` (and still attached, driver re-probed)
     /// if mappings remain once the driver is gone.
     pub fn detach(&self, name: &[u8]) -> Result {
+        let r = self.detach_device(name);
+        kext::trace::detach(pciname::trim(name), r.err().map_or(0, |e| e.to_errno()));
+        r
+    }
+
+    fn detach_device(&self, name: &[u8]) -> Result {
         let (_, dev) = find_device(name)?;
         let result = {
             let mut devices = self.devices.lock();

@@ -5,6 +5,7 @@
 use crate::kext;
 use crate::kext::dma::ops as dma_ops;
 use crate::kext::page::{Gfp, Pages, Zone, MAX_ORDER, PAGE_SIZE};
+use crate::kext::trace::MapFailure;
 use crate::kext::xen_frames::{ChunkMem, Extent};
 use crate::logic::dma::dma_bit_mask;
 use crate::logic::slots;
@@ -342,6 +343,7 @@ impl Engine {
         if claim.is_err() {
             return 0;
         }
+        let t0 = kext::compat::monotonic_ns();
         let (added, _) = self.fill(claimed, gfp);
         if added < claimed {
             self.growth
@@ -353,6 +355,19 @@ impl Engine {
             if gfp.may_sleep() {
                 self.growth.worker_grows.fetch_add(1, Ordering::Relaxed);
             }
+            let us = kext::compat::monotonic_ns().saturating_sub(t0) / 1000;
+            // The pool's extent widths (under Xen PV; none elsewhere).
+            let (lo, hi) = self.extents().fold((u32::MAX, 0), |(lo, hi), x| {
+                (lo.min(x.bits), hi.max(x.bits))
+            });
+            kext::trace::pool_grow(
+                added as u64,
+                gfp.may_sleep(),
+                lo.min(hi),
+                hi,
+                us,
+                self.pool.bytes() as u64,
+            );
             if !kext::sync::warn_ratelimit() {
                 return added;
             }
@@ -443,10 +458,13 @@ impl Engine {
         &self,
         dev: &Device,
         size: usize,
+        reason: MapFailure,
         why: core::fmt::Arguments<'_>,
         quiet: bool,
     ) {
         self.counters.map_failures.fetch_add(1, Ordering::Relaxed);
+        let used = self.pool.stats().snapshot().used_slots;
+        kext::trace::map_failed(dev, size, reason, used as u64, self.pool.nslabs() as u64);
         if quiet || !kext::sync::warn_ratelimit() {
             return;
         }
@@ -456,7 +474,7 @@ impl Engine {
             dma_ops::device_name(dev),
             size,
             why,
-            self.pool.stats().snapshot().used_slots,
+            used,
             self.pool.nslabs()
         );
     }

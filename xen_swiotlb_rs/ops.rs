@@ -7,6 +7,7 @@ use crate::kext;
 use crate::kext::dma::ops::{self as dma_ops, CallerBuf, DmaOps};
 use crate::kext::dma::Attrs;
 use crate::kext::page::{Gfp, Pages, Zone};
+use crate::kext::trace::MapFailure;
 use crate::kext::xen_frames;
 use crate::logic::bounce_policy::{self as policy, DmaLimits, MapDecision};
 use crate::logic::dma::DataDirection;
@@ -57,7 +58,7 @@ impl DmaOps for Attached {
         &self,
         dev: &Device,
         buf: CallerBuf,
-        _dir: DataDirection,
+        dir: DataDirection,
         attrs: Attrs,
     ) -> Option<u64> {
         let e = &*self.engine;
@@ -69,7 +70,7 @@ impl DmaOps for Attached {
                 self.mappings.fetch_add(1, Ordering::Relaxed);
                 Some(bus)
             }
-            MapDecision::Bounce => {
+            MapDecision::Bounce(reason) => {
                 let (min_align, boundary) = (params.min_align_mask, params.seg_boundary);
                 let mut result = e.pool.map(&buf, min_align, boundary);
                 // Full: grow by a segment right here (no sleeping), then try once more.
@@ -86,7 +87,12 @@ impl DmaOps for Attached {
                 let phys = match result {
                     Ok(phys) => phys,
                     Err(err) => {
-                        e.fail(dev, buf.len(), format_args!("{err}"), quiet);
+                        let why = match err {
+                            MapError::NoSpace => MapFailure::PoolExhausted,
+                            MapError::TooLarge => MapFailure::TooLarge,
+                            _ => MapFailure::Invalid,
+                        };
+                        e.fail(dev, buf.len(), why, format_args!("{err}"), quiet);
                         return None;
                     }
                 };
@@ -96,6 +102,7 @@ impl DmaOps for Attached {
                     e.fail(
                         dev,
                         buf.len(),
+                        MapFailure::OutOfReach,
                         format_args!("bounce buffer beyond the DMA mask"),
                         quiet,
                     );
@@ -104,6 +111,7 @@ impl DmaOps for Attached {
                 self.mappings.fetch_add(1, Ordering::Relaxed);
                 self.bounces.fetch_add(1, Ordering::Relaxed);
                 e.counters.bounces.fetch_add(1, Ordering::Relaxed);
+                kext::trace::bounced(dev, buf.phys(), bus, buf.len(), dir, reason);
                 Engine::maybe_grow_ahead(&self.engine);
                 Some(bus)
             }
@@ -134,6 +142,7 @@ impl DmaOps for Attached {
                 self.engine.fail(
                     dev,
                     size,
+                    MapFailure::OutOfReach,
                     format_args!("MMIO at {phys:#x} beyond the DMA mask {mask:#x}"),
                     false,
                 );

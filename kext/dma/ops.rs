@@ -102,7 +102,7 @@ pub trait DmaOps: Send + Sync + Sized + 'static {
 }
 
 /// The C object of `dev`.
-fn raw(dev: &Device) -> *mut ffi::device {
+pub(crate) fn raw(dev: &Device) -> *mut ffi::device {
     // `Device` is a transparent wrapper of `struct device`.
     core::ptr::from_ref(dev).cast_mut().cast()
 }

@@ -86,5 +86,18 @@ const char *xendma_expected_xen(void);
 struct kunit;
 void xendma_kunit_skip(struct kunit *test, const char *reason);
 
+/* Trace events (trace_swiotlb.c: xen_swiotlb_rs.ko; trace_odp.c: odp_umem.ko). */
+void xendma_trace_bounced(struct device *dev, u64 phys, u64 bounce, size_t size, int dir,
+			  unsigned int reason);
+void xendma_trace_map_failed(struct device *dev, size_t size, unsigned int reason, u64 used_slots,
+			     u64 slots);
+void xendma_trace_pool_grow(u64 bytes, bool worker, unsigned int min_bits, unsigned int max_bits,
+			    u64 duration_us, u64 pool_bytes);
+void xendma_trace_attach(const char *dev, int ret);
+void xendma_trace_detach(const char *dev, int ret);
+void xendma_trace_odp_fault(u64 start, u64 end, u64 pages, u32 retries, u64 mapped, int ret);
+void xendma_trace_odp_invalidate(u64 start, u64 end, int event, u64 unmapped);
+void xendma_trace_odp_map_page(u64 addr, u64 dma, bool writable);
+
 #endif
 #include "mmu_notifier.h"

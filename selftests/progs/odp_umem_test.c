@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sched.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -259,6 +260,95 @@ static void test_munmap_mprotect_dontneed(void)
 	memset(buf, 0x77, sizeof(buf));
 	rc = dev_read(h, p, 64, buf);
 	check(rc == 0 && all(buf, 64, 0), "device then reads zeros (rc %d)", rc);
+	unreg(h);
+	munmap(p, 4 * PAGE);
+}
+
+#define TRACEFS "/sys/kernel/tracing"
+
+/* Writes a string to a tracefs file; 0 or -1. */
+static int trace_write(const char *file, const char *what)
+{
+	char path[128];
+	int f, ok;
+
+	snprintf(path, sizeof(path), TRACEFS "/%s", file);
+	f = open(path, O_WRONLY | O_TRUNC);
+	if (f < 0)
+		return -1;
+	ok = write(f, what, strlen(what)) == (ssize_t)strlen(what);
+	close(f);
+	return ok ? 0 : -1;
+}
+
+/* How many lines of the trace contain every one of the (up to two) strings. */
+static int trace_count(const char *a, const char *b)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen(TRACEFS "/trace", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '#' && strstr(line, a) && (!b || strstr(line, b)))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * The module's trace events (system odp_umem) through tracefs: a fault per device access with
+ * its range, pages and result, a map_page per page mapped, an invalidate per notifier callback
+ * that reached the umem, with its event and the pages it unmapped.
+ */
+static void test_trace(void)
+{
+	uint8_t *p = map_anon(4 * PAGE), buf[64];
+	char want[160];
+	unsigned long a = (unsigned long)p;
+	int rc = 0, i;
+	long h;
+
+	if (access(TRACEFS "/events", F_OK))
+		mount("nodev", TRACEFS, "tracefs", 0, NULL);
+	check(access(TRACEFS "/events/odp_umem/fault", F_OK) == 0 &&
+	      access(TRACEFS "/events/odp_umem/invalidate", F_OK) == 0 &&
+	      access(TRACEFS "/events/odp_umem/map_page", F_OK) == 0,
+	      "trace: tracefs has the odp_umem events");
+	check(trace_write("trace", "") == 0 && trace_write("events/odp_umem/enable", "1") == 0,
+	      "trace: odp_umem events enabled, trace cleared");
+	memset(p, 0x5a, 4 * PAGE);
+	h = reg(p, 4 * PAGE, PAGE, ACC_RW);
+	for (i = 0; i < 4; i++)
+		rc |= dev_read(h, p + i * PAGE, 64, buf);
+	check(rc == 0 && all(buf, 64, 0x5a), "trace: the device read four pages");
+	check(madvise(p + PAGE, PAGE, MADV_DONTNEED) == 0, "trace: MADV_DONTNEED page 1");
+	check(munmap(p + 2 * PAGE, PAGE) == 0, "trace: munmap page 2");
+	rc = dev_read(h, p + 2 * PAGE, 64, buf);
+	check(rc == -EFAULT, "trace: device read of the hole -> EFAULT (%d)", rc);
+	trace_write("events/odp_umem/enable", "0");
+	for (i = 0; i < 4; i++) {
+		snprintf(want, sizeof(want), " fault: start=0x%lx end=0x%lx pages=1 retries=0 mapped=1 ret=0",
+			 a + i * PAGE, a + (i + 1) * PAGE);
+		check(trace_count(want, NULL) == 1, "trace: fault event for page %d: '%s'", i, want + 8);
+		snprintf(want, sizeof(want), " map_page: addr=0x%lx dma=0x", a + i * PAGE);
+		check(trace_count(want, " access=rw") == 1, "trace: map_page event for page %d (rw)", i);
+	}
+	snprintf(want, sizeof(want), " invalidate: start=0x%lx end=0x%lx event=clear unmapped=1",
+		 a + PAGE, a + 2 * PAGE);
+	check(trace_count(want, NULL) == 1, "trace: invalidate event of MADV_DONTNEED: '%s'", want + 13);
+	snprintf(want, sizeof(want), " invalidate: start=0x%lx end=0x%lx event=unmap unmapped=1",
+		 a + 2 * PAGE, a + 3 * PAGE);
+	check(trace_count(want, NULL) == 1, "trace: invalidate event of munmap: '%s'", want + 13);
+	snprintf(want, sizeof(want), " fault: start=0x%lx end=0x%lx pages=1 retries=0 mapped=0 ret=-14",
+		 a + 2 * PAGE, a + 3 * PAGE);
+	check(trace_count(want, NULL) == 1, "trace: fault event of the hole with ret=-14");
+	check(trace_count(" fault: ", NULL) == 5 && trace_count(" map_page: ", NULL) == 4 &&
+	      trace_count(" invalidate: ", NULL) == 2,
+	      "trace: 5 faults, 4 map_page, 2 invalidate events, no more (%d, %d, %d)",
+	      trace_count(" fault: ", NULL), trace_count(" map_page: ", NULL),
+	      trace_count(" invalidate: ", NULL));
 	unreg(h);
 	munmap(p, 4 * PAGE);
 }
@@ -688,6 +778,7 @@ int main(void)
 	test_read_write();
 	test_munmap_mprotect_dontneed();
 	test_zero_pages();
+	test_trace();
 	test_fork();
 	test_file_shared();
 	test_thp();

@@ -28,7 +28,12 @@
 #      (the disk_soak tool, a printed seed; bursts of 3 MiB submitted at once), every read compared
 #      with what was written: no mismatch, no I/O error; the pool grew and ran out (map_failures
 #      grew, the nvme driver retried), bounced_bytes covers the data; under Xen the reservation is
-#      back after unload.
+#      back after unload;
+#   h. (within g.) the module's trace events through tracefs: one bounced event per bounce, with
+#      the nvme's name, reason=forced and sizes per direction adding up to the I/O and to
+#      bounced_bytes; attach and detach events with their device and result (also of a malformed
+#      name); one map_failed event per failure (reason=pool_exhausted) and one pool_grow event per
+#      growth, the worker's counted apart.
 # Run-time attach and detach go through /sys/module/xen_swiotlb_rs/{attach,detach} in a. and through
 # the debugfs files elsewhere; b. tries both. Under lockdown (/sys/kernel/security/lockdown, the
 # lockdown lane: lockdown=integrity, a signed module) debugfs can be read but not written: every
@@ -50,6 +55,7 @@ PCI=/sys/bus/pci/devices
 NVME=0000:00:04.0
 DISK=nvme0n1
 SOAK=/lib/xendma/bin/disk_soak
+TR=/sys/kernel/tracing
 SEED=${XENDMA_SOAK_SEED:-20261130}
 BENCH=0000:00:05.0
 EDUS="0000:00:03.0 $BENCH"
@@ -403,14 +409,60 @@ soak_section() {
 	sync
 	echo 3 > /proc/sys/vm/drop_caches
 	sr0=$(reservation)
-	sp="pool_mb=1 pool_max_mb=2 dma_bits=$(echo "$P0" | sed 's/.*dma_bits=//') attach=$NVME force_bounce=1"
+	sp="pool_mb=1 pool_max_mb=2 dma_bits=$(echo "$P0" | sed 's/.*dma_bits=//') force_bounce=1"
 	insmod $KO ${XENP:+expect_xen="$XENP"} $sp
 	check "soak: insmod $sp" grep -q "^$MOD " /proc/modules
+	# h. The module's trace events (tracefs), from the run-time attach on.
+	[ -d $TR/events ] || mount -t tracefs nodev $TR 2>/dev/null
+	check "trace: tracefs has the $MOD events" test -d $TR/events/$MOD/bounced -a -d $TR/events/$MOD/map_failed \
+		-a -d $TR/events/$MOD/pool_grow -a -d $TR/events/$MOD/attach -a -d $TR/events/$MOD/detach
+	wr $TR/trace ""
+	wr $TR/events/$MOD/attach/enable 1
+	expect_ok "$SYS/attach" $NVME "soak: attach $NVME at run time (sysfs)"
 	check "soak: the nvme disk is back on our ops" wait_until 150 disk_ready
+	expect_err EINVAL "$SYS/attach" 0000:00:zz.0 "soak: attach of '0000:00:zz.0': EINVAL"
+	# Exactly one bounced event per bounce, with the device, sizes and directions of the I/O (once
+	# the re-probe's partition scan is over: nothing else reads the disk).
+	sleep 1
+	b0=$(cnt bounces) y0=$(cnt bounced_bytes)
+	wr $TR/events/$MOD/bounced/enable 1
+	dd if="$TMP/pat" of="/dev/$DISK" bs=64k count=4 oflag=direct status=none
+	dd if="/dev/$DISK" of=/dev/null bs=64k count=4 iflag=direct status=none
+	wr $TR/events/$MOD/bounced/enable 0
+	b1=$(cnt bounces) y1=$(cnt bounced_bytes)
+	grep -E " (bounced|attach|detach): " $TR/trace > "$TMP/trace"
+	diag "trace: $(grep -c ' bounced: ' "$TMP/trace") bounced events for bounces +$(delta "$b0" "$b1"); first: $(grep -m1 ' bounced: ' "$TMP/trace" | sed 's/.* bounced: //')"
+	check "trace: one bounced event per bounce (+$(delta "$b0" "$b1"))" \
+		eq "$(grep -c " bounced: dev=$NVME .* reason=forced$" "$TMP/trace")" "$(delta "$b0" "$b1")"
+	sizes() { sed -n "s/.* bounced: dev=$NVME .* size=\([0-9]*\) dir=$1 .*/\1/p" "$TMP/trace" | awk '{ s += $1 } END { print s + 0 }'; }
+	check "trace: bounced sizes TO_DEVICE add up to the 256 KiB written" eq "$(sizes TO_DEVICE)" $((256 * 1024))
+	check "trace: bounced sizes FROM_DEVICE add up to the 256 KiB read" eq "$(sizes FROM_DEVICE)" $((256 * 1024))
+	# bounced_bytes counts copies: a write's at map, a read's at map (the buffer's old contents,
+	# as upstream swiotlb copies them) and at unmap.
+	check "trace: bounced_bytes +$(delta "$y0" "$y1") = TO_DEVICE sizes + 2 x FROM_DEVICE sizes" \
+		eq $(($(sizes TO_DEVICE) + 2 * $(sizes FROM_DEVICE))) "$(delta "$y0" "$y1")"
+	check "trace: attach event dev=$NVME ret=0" grep -q " attach: dev=$NVME ret=0$" "$TMP/trace"
+	check "trace: attach event of the malformed name, ret=-22" grep -q " attach: dev=0000:00:zz.0 ret=-22$" "$TMP/trace"
+	wr $TR/trace ""
+	for e in map_failed pool_grow; do wr $TR/events/$MOD/$e/enable 1; done
 	p0=$(cnt pool_bytes) g0=$(grows) f0=$(cnt map_failures) y0=$(cnt bounced_bytes)
+	gw0=$(cut -d' ' -f2 "$DBG/grows")
 	diag "soak: pool_bytes $p0, grows '$(cat "$DBG/grows" 2>/dev/null)', map_failures $f0, seed $SEED"
 	soak "forced bounce" 12 64 4096
 	counters
+	for e in map_failed pool_grow; do wr $TR/events/$MOD/$e/enable 0; done
+	grep -E " (map_failed|pool_grow): " $TR/trace > "$TMP/trace"
+	diag "trace: $(grep -c ' map_failed: ' "$TMP/trace") map_failed, first: $(grep -m1 ' map_failed: ' "$TMP/trace" | sed 's/.* map_failed: //')"
+	diag "trace: pool_grow: $(grep ' pool_grow: ' "$TMP/trace" | sed 's/.* pool_grow: //' | tr '\n' ';')"
+	check "trace: one map_failed event per failure (+$(delta "$f0" "$(cnt map_failures)")), dev=$NVME reason=pool_exhausted" \
+		eq "$(grep -c " map_failed: dev=$NVME size=[0-9]* reason=pool_exhausted used_slots=[0-9]* slots=[0-9]*$" "$TMP/trace")" \
+		"$(delta "$f0" "$(cnt map_failures)")"
+	check "trace: one pool_grow event per growth (+$(delta "$g0" "$(grows)"))" \
+		eq "$(grep -c ' pool_grow: bytes=[1-9][0-9]* by=' "$TMP/trace")" "$(delta "$g0" "$(grows)")"
+	check "trace: pool_grow by=worker as often as the worker grew it" \
+		eq "$(grep -c ' pool_grow: .* by=worker ' "$TMP/trace")" "$(delta "$gw0" "$(cut -d' ' -f2 "$DBG/grows")")"
+	check "trace: the last pool_grow's pool_bytes is the pool's size" \
+		eq "$(grep ' pool_grow: ' "$TMP/trace" | tail -n 1 | sed -n 's/.* pool_bytes=\([0-9]*\).*/\1/p')" "$(cnt pool_bytes)"
 	diag "soak: grows '$(cat "$DBG/grows" 2>/dev/null)', pool_max_bytes $(cnt pool_max_bytes)," \
 		"map_failures +$(delta "$f0" "$(cnt map_failures)"), bounced_bytes +$(delta "$y0" "$(cnt bounced_bytes)")"
 	check "soak: the pool grew (grows >= 1, pool_bytes above $p0)" \
@@ -422,7 +474,12 @@ soak_section() {
 		ge "$(delta "$y0" "$(cnt bounced_bytes)")" $((sw + sv))
 	expect_ok "$PARAM/force_bounce" 0 "soak: force_bounce=0"
 	soak "force_bounce off" 8 32 4096
+	wr $TR/trace ""
+	wr $TR/events/$MOD/detach/enable 1
 	expect_ok "$SYS/detach" $NVME "soak: detach $NVME"
+	wr $TR/events/$MOD/detach/enable 0
+	wr $TR/events/$MOD/attach/enable 0
+	check "trace: detach event dev=$NVME ret=0" grep -q " detach: dev=$NVME ret=0$" $TR/trace
 	check "soak: the nvme disk is back on the kernel's ops" wait_until 150 disk_ready
 	check "soak: no mappings left (used_slots 0)" eq "$(cnt used_slots)" 0
 	check "soak: rmmod" rmmod $MOD

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xen_swiotlb_rs's trace events (trace_swiotlb.h), defined here, and the wrappers the Rust code
+ * calls (kext/trace.rs).
+ */
+#define CREATE_TRACE_POINTS
+#include "trace_swiotlb.h"
+#undef CREATE_TRACE_POINTS
+
+void xendma_trace_bounced(struct device *dev, u64 phys, u64 bounce, size_t size, int dir,
+			  unsigned int reason)
+{
+	trace_bounced(dev, phys, bounce, size, dir, reason);
+}
+
+void xendma_trace_map_failed(struct device *dev, size_t size, unsigned int reason, u64 used_slots,
+			     u64 slots)
+{
+	trace_map_failed(dev, size, reason, used_slots, slots);
+}
+
+void xendma_trace_pool_grow(u64 bytes, bool worker, unsigned int min_bits, unsigned int max_bits,
+			    u64 duration_us, u64 pool_bytes)
+{
+	trace_pool_grow(bytes, worker, min_bits, max_bits, duration_us, pool_bytes);
+}
+
+void xendma_trace_attach(const char *dev, int ret)
+{
+	trace_attach(dev, ret);
+}
+
+void xendma_trace_detach(const char *dev, int ret)
+{
+	trace_detach(dev, ret);
+}
