@@ -571,8 +571,10 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 		diag "Xen: reservation ${r0} -> ${r2} KiB; MemFree ${f0} -> ${f1} (loaded) -> ${f2} KiB"
 		check "Xen: the domain's reservation is unchanged after unload" [ -n "$r0" -a "$r0" = "$r2" ]
 		check "Xen: the pool's memory was in use while loaded" ge $((f0 - f1)) $((60 * 1024))
-		check "Xen: unload gave the memory back (MemFree within 4 MiB)" \
-			[ $((f2 - f0)) -ge -4096 -a $((f2 - f0)) -le 4096 ]
+		# At most 4 MiB short of where it was; more is fine (the nvme just detached in e. frees
+		# memory of its own meanwhile: +4300 KiB seen in one dom0 run).
+		check "Xen: unload gave the memory back (MemFree at most 4 MiB below)" \
+			[ $((f2 - f0)) -ge -4096 ]
 	fi
 	[ -n "$NVME" ] && soak_section
 	insmod $KO ${XENP:+expect_xen="$XENP"} $P0
