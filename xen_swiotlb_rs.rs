@@ -26,6 +26,8 @@ pub mod logic {
     pub mod bounce_policy;
     #[path = "../logic/dma.rs"]
     pub mod dma;
+    #[path = "../logic/params.rs"]
+    pub mod params;
     #[path = "../logic/pciname.rs"]
     pub mod pciname;
     #[path = "../logic/slots.rs"]
@@ -71,6 +73,7 @@ use kernel::c_str;
 use kext::debugfs::Debugfs;
 use kext::sysfs::ModuleAttrs;
 use kext::xen::Domain;
+use logic::params::LoadParams;
 use logic::pciname;
 use stats::{FILES, SYSFS_FILES};
 
@@ -103,11 +106,23 @@ impl kernel::Module for XenSwiotlbRs {
                 domain
             ),
         }
-        let params = PoolParams {
-            bytes: (kext::params::pool_mb() as usize) << 20,
+        let load = LoadParams {
+            pool_mb: kext::params::pool_mb(),
             dma_bits: kext::params::dma_bits(),
-            segment_bytes: (kext::params::segment_kb() as usize) << 10,
-            max_bytes: (kext::params::pool_max_mb() as usize) << 20,
+            pool_max_mb: kext::params::pool_max_mb(),
+            segment_kb: kext::params::segment_kb(),
+        };
+        if let Err(e) = load.check(kext::page::ram_end()) {
+            // Through `format_args!`: 7.x's `pr_err!` takes its own `Display`, which
+            // `Arguments` has.
+            pr_err!("{}\n", format_args!("{}", e));
+            return Err(EINVAL);
+        }
+        let params = PoolParams {
+            bytes: (load.pool_mb as usize) << 20,
+            dma_bits: load.dma_bits,
+            segment_bytes: (load.segment_kb as usize) << 10,
+            max_bytes: (load.pool_max_mb as usize) << 20,
         };
         let engine = Engine::new(params, None)?;
         pr_info!(
@@ -130,7 +145,11 @@ impl kernel::Module for XenSwiotlbRs {
         }
         for name in pciname::list(kext::params::attach()) {
             if let Err(e) = sw.attach(name) {
-                pr_err!("attach at load failed ({:?})\n", e);
+                pr_err!(
+                    "attach={}: attach at load failed ({:?})\n",
+                    format_args!("{}", pciname::Shown(name)),
+                    e
+                );
             }
         }
         Ok(Self {

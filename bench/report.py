@@ -59,6 +59,7 @@ class Results:
         self.floor_runs = defaultdict(list)  # (bytes, threads, cold, call, boot) -> [ns]
         self.pressure = {}  # (impl, pct) -> dict
         self.odp = []
+        self.trace = defaultdict(dict)  # (impl, d, pair) -> {events: (map, unmap)}
         self.unavailable = {}
         self.info = defaultdict(dict)
         self.boots = {}
@@ -90,6 +91,13 @@ class Results:
             try:
                 key = (a["impl"], int(a["g"]), int(a["t"]), int(a["d"]))
                 self.dmb[key].append((float(a["map"]), float(a["unmap"])))
+            except (KeyError, ValueError):
+                self.errors.append(f"{boot}: unparsed: {line}")
+        elif kind == "trace":
+            a = kv(rest)
+            try:
+                key = (a["impl"], int(a["d"]), int(a["pair"]))
+                self.trace[key][int(a["events"])] = (float(a["map"]), float(a["unmap"]))
             except (KeyError, ValueError):
                 self.errors.append(f"{boot}: unparsed: {line}")
         elif kind == "floor":
@@ -147,6 +155,51 @@ class Results:
         ns = [self.floor.get((g * 4096, t, 0, c, boot)) for c in calls]
         ns = [x for x in ns if x is not None]
         return None if not ns else COPIES[d] * min(ns) / 1000.0
+
+
+def spread(xs):
+    """The median of a list and its range, as text: "1.02 (0.97–1.10)"."""
+    return f"{statistics.median(xs):.2f} ({min(xs):.2f}–{max(xs):.2f})" if xs else "n/a"
+
+
+def write_trace(r, w):
+    """The trace events' cost: 1 page, 1 thread, the events disabled and enabled in pairs, same boot."""
+    impls = sorted({k[0] for k in r.trace})
+    if not impls:
+        return
+    w("## Trace events: their cost at one page (same boot, in pairs)")
+    w("")
+    w("xen_swiotlb_rs's events (Documentation/tracing.rst) compiled in, as in every build, and "
+      "disabled (`off`: the state the main tables are measured in) or all enabled (`on`: every "
+      "bounce written to the ring buffer, which nobody reads). dma_map_benchmark, 1 page, 1 thread; "
+      "5 pairs per direction, the order within a pair alternating. `on/off`: the median of the "
+      "per-pair ratios of map+unmap, with their range; `off/kernel`, `on/kernel`: the medians "
+      "against the kernel's implementation in the main table (another boot).")
+    w("")
+    w("| implementation | direction | map off | map on | unmap off | unmap on | map+unmap on/off "
+      "(range) | off/kernel | on/kernel |")
+    w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for impl in impls:
+        kernel = "kernel-xen" if impl.endswith("-xen") else "kernel"
+        for d in DIRS:
+            pairs = [v for (i, dd, _), v in sorted(r.trace.items()) if i == impl and dd == d and 0 in v and 1 in v]
+            if not pairs:
+                continue
+            med = {e: (statistics.median(p[e][0] for p in pairs), statistics.median(p[e][1] for p in pairs))
+                   for e in (0, 1)}
+            q = [(p[1][0] + p[1][1]) / (p[0][0] + p[0][1]) for p in pairs if p[0][0] + p[0][1] > 0]
+            k = r.total(kernel, 1, 1, d)
+            w(f"| {IMPL_NAMES.get(impl, impl)} | {DIRS[d]} | {fmt(med[0][0], 2)} | {fmt(med[1][0], 2)} | "
+              f"{fmt(med[0][1], 2)} | {fmt(med[1][1], 2)} | {spread(q)} ({len(q)} pairs) | "
+              f"{fmt(ratio(sum(med[0]), k), 2)} | {fmt(ratio(sum(med[1]), k), 2)} |")
+    for impl in impls:
+        i = r.info.get("xen" if impl.endswith("-xen") else "direct", {})
+        if "trace_entries" in i:
+            w("")
+            w(f"{IMPL_NAMES.get(impl, impl)}: the ring buffer ({i.get('trace_buffer_kb', '?')} KiB per CPU) "
+              f"held {i['trace_entries']} events after the enabled runs, {i.get('trace_overrun', '?')} "
+              "older ones overwritten.")
+    w("")
 
 
 def write_md(r, path, png_name):
@@ -251,6 +304,8 @@ def write_md(r, path, png_name):
         w(f"xen_swiotlb_rs under Xen PV: **not available ({ox})**. The machine-contiguous Xen pool is "
           "a separate issue; the row fills in by itself once attach succeeds.")
     w("")
+
+    write_trace(r, w)
 
     # --- verdict
     w("## Against the goal")

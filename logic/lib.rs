@@ -15,6 +15,7 @@
 //!   bus-contiguity test.
 //! - [`bounce_policy`]: the swiotlb-xen decision whether a streaming mapping can go
 //!   straight to the device or must be bounced, and the copy rules.
+//! - [`params`]: validation of xen_swiotlb_rs's load-time parameters.
 //! - [`odp`]: `odp_umem`'s range arithmetic, per-page state, `hmm_range_fault`
 //!   word decoding and argument validation.
 
@@ -27,6 +28,7 @@ extern crate std;
 
 pub mod bounce_policy;
 pub mod dma;
+pub mod params;
 pub mod pciname;
 pub mod slots;
 pub mod xlate;

@@ -132,6 +132,27 @@ impl fmt::Display for PciName {
     }
 }
 
+/// A name as given by a user, for a log line: at most 63 bytes, trimmed, anything but printable
+/// ASCII shown as `\xNN`.
+pub struct Shown<'a>(pub &'a [u8]);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = trim(self.0);
+        for &c in t.iter().take(63) {
+            if (0x20..0x7f).contains(&c) && c != b'\\' {
+                write!(f, "{}", c as char)?;
+            } else {
+                write!(f, "\\x{c:02x}")?;
+            }
+        }
+        if t.len() > 63 {
+            write!(f, "...")?;
+        }
+        Ok(())
+    }
+}
+
 /// The non-empty entries of a comma-separated list (the `attach` module parameter).
 pub fn list(s: &[u8]) -> impl Iterator<Item = &[u8]> {
     s.split(|&c| c == b',').map(trim).filter(|e| !e.is_empty())
@@ -183,6 +204,17 @@ mod tests {
         ] {
             assert_eq!(PciName::parse(bad), Err(NameError::Malformed), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn shown() {
+        assert_eq!(format!("{}", Shown(b" 0000:00:04.0\n")), "0000:00:04.0");
+        assert_eq!(format!("{}", Shown(b"a\x01\\b\xff")), "a\\x01\\x5cb\\xff");
+        let long = [b'x'; 100];
+        assert_eq!(
+            format!("{}", Shown(&long)),
+            format!("{}...", "x".repeat(63))
+        );
     }
 
     #[test]

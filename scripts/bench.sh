@@ -114,11 +114,13 @@ boot() {
 # The per-boot timeouts allow three times the expected run time (18 configurations per
 # implementation, each BENCH_REPEATS times BENCH_SECONDS, plus the other measurements).
 per_impl=$((18 * reps * (secs + 1)))
+# The trace events' cost (ours only): 5 pairs of the three directions at 1 page.
+trace_s=$((30 * (secs + 1)))
 # plain QEMU: 00:05.0 is the 32-bit edu device (no driver), 00:04.0 the nvme controller (64-bit).
-boot plain direct $((3 * (2 * per_impl + 120) + 120)) "xendma.bench_dev=0000:00:05.0 xendma.bench_odp_dev=0000:00:04.0"
+boot plain direct $((3 * (2 * per_impl + trace_s + 120) + 120)) "xendma.bench_dev=0000:00:05.0 xendma.bench_odp_dev=0000:00:04.0"
 boot plain kernel $((3 * (per_impl + 30) + 120)) "xendma.bench_dev=0000:00:05.0 swiotlb=$slots,force"
 # Xen dom0: the nvme controller (64-bit mask); swiotlb=force makes swiotlb-xen bounce everything.
-boot xen xen $((3 * (2 * per_impl + 60) + 300)) "xendma.bench_dev=0000:00:04.0 swiotlb=$slots,force"
+boot xen xen $((3 * (2 * per_impl + trace_s + 60) + 300)) "xendma.bench_dev=0000:00:04.0 swiotlb=$slots,force"
 
 total_s=$(( $(date +%s) - start ))
 {

@@ -49,8 +49,8 @@ report() {  # lane, console log[, module dir]
 }
 
 # qemu: plain TCG guest with an edu and an nvme device.
-"$REPO/scripts/initramfs.sh" "$out/plain.cpio.gz" "$BUILD/mod-test" plain
-vm qemu plain "$out/plain.cpio.gz" 300 "xendma.lane=qemu"
+"$REPO/scripts/initramfs.sh" "$out/plain.cpio.gz" "$BUILD/mod-test" plain trace-cmd
+vm qemu plain "$out/plain.cpio.gz" 450 "xendma.lane=qemu"
 lane qemu report qemu "$out/logs/qemu.console.log"
 
 # lockdown: what Secure Boot does on Debian's kernels. Unsigned and foreign-signed builds refused;
@@ -64,7 +64,7 @@ lane lockdown report lockdown "$out/logs/lockdown.console.log" "$BUILD/mod-prod"
 # Under TCG the PV domU is the slow part: on a 2-core machine of this kind (2026-11-30) its
 # odp_umem stress test alone took 276 to 432 s and the whole domU about 690 s, dom0 about 330 s.
 # The domU gets 1200 s and the whole boot 1800 s; a hang still ends the run, with the domU's log.
-"$REPO/scripts/initramfs.sh" "$out/xen.cpio.gz" "$BUILD/mod-test" xen
+"$REPO/scripts/initramfs.sh" "$out/xen.cpio.gz" "$BUILD/mod-test" xen trace-cmd
 vm xen xen "$out/xen.cpio.gz" 1800 \
     "xendma.lane=dom0 xendma.domu=1 xendma.bdf=0000:00:03.0,0000:00:06.0 xendma.domu_timeout=1200 $DOM0_ARGS"
 lane dom0 report dom0 "$out/logs/xen.console.log"
@@ -86,7 +86,7 @@ lane stock-build "$REPO/scripts/stock-build-lane.sh" "$BUILD/mod-stock" "$out"
 # failed to produce them, build-stock.sh's, and the failure stands in the stock-build line.
 dk=$BUILD/mod-stock-dkms
 [ -f "$dk/xen_swiotlb_rs.ko" ] && [ -f "$dk/odp_umem.ko" ] || dk=$BUILD/mod-stock
-PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-plain.cpio.gz" "$dk" stock-plain
+PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-plain.cpio.gz" "$dk" stock-plain trace-cmd,bpftrace
 TCG_THREAD=single KERNEL=$(stock_vmlinuz) vm stock-qemu plain "$out/stock-plain.cpio.gz" 900 "xendma.lane=stock-qemu"
 lane stock-qemu report stock-qemu "$out/logs/stock-qemu.console.log" "$dk"
 PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-lockdown.cpio.gz" "$BUILD/mod-stock" stock-lockdown

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a busybox initramfs for the test VMs.
-#   initramfs.sh OUT.cpio.gz MODULE_DIR [plain|xen|stock-plain|stock-xen|lockdown|stock-lockdown]
+#   initramfs.sh OUT.cpio.gz MODULE_DIR [plain|xen|stock-plain|stock-xen|lockdown|stock-lockdown] [TOOLS]
 # MODULE_DIR holds the .ko files to load; with "xen", the image is a dom0 one: it also gets the Xen
 # toolstack, the kernel and a nested plain initramfs for the domU. The stock- kinds are for Debian's
 # stock kernel (scripts/stock-kernel.sh): its own modules that the lanes need (nvme; Xen's backends
@@ -9,9 +9,12 @@
 # (MODULE_DIR: a production build) add the lockdown program and, beside each module, an unsigned
 # copy (unsigned/) and one signed with a key no kernel trusts (otherkey/); with "lockdown" (the test
 # kernel) the module itself is signed with the kernel's key, as modules_install signs it.
+# TOOLS (comma-separated: trace-cmd, bpftrace) adds the host's tracing programs with their libraries,
+# for the documented commands of Documentation/tracing.rst (xen_swiotlb_attach runs them); a nested
+# domU image gets none (bpftrace's libraries alone are about 200 MB).
 . "$(dirname "$0")/lib.sh"
 
-out=$(realpath -m "$1") moddir=$(realpath "$2") kind=${3:-plain}
+out=$(realpath -m "$1") moddir=$(realpath "$2") kind=${3:-plain} tools=${4:-}
 progdir=$(realpath "${PROG_DIR:-$2}")
 stock=
 case $kind in
@@ -56,6 +59,16 @@ if [ -n "$stock" ]; then
     "$REPO/scripts/stock-modules.sh" "$stage/lib/xendma-xen" xen-pcifront
 else
     cp "$KSRC/drivers/pci/xen-pcifront.ko" "$stage/lib/xendma-xen/"
+fi
+
+if [ -n "$tools" ]; then
+    progs=()
+    for t in ${tools//,/ }; do
+        p=$(command -v "$t") || die "initramfs.sh: $t is not installed (scripts/setup.sh installs it)"
+        install -m 0755 "$p" "$stage/usr/bin/$t"
+        progs+=("$p")
+    done
+    install_libs "$stage" "${progs[@]}"
 fi
 
 case $kind in

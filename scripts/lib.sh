@@ -48,6 +48,27 @@ copy_sources() {  # dest [path...]
 # Runs a command in the stock kernel's sid chroot with a clean environment.
 in_chroot() { chroot "$STOCK/chroot" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 
+# Installs the shared libraries that programs need (ldd, with the caller's LD_LIBRARY_PATH) into an
+# initramfs staging root: all in /usr/lib/x86_64-linux-gnu (a default search directory of Debian's
+# loader: no ld.so.cache needed), libgcc_s too (glibc dlopen()s it for pthread_cancel and unwinding),
+# and the loader at its ELF interpreter path.
+install_libs() {  # stage program...
+    local stage=$1 libdir=usr/lib/x86_64-linux-gnu p out libs soname path
+    shift
+    mkdir -p "$stage/$libdir" "$stage/lib64"
+    libs=$(for p in "$@"; do
+               out=$(ldd "$p") || die "ldd $p failed"
+               if grep -q 'not found' <<< "$out"; then die "unresolved library for $p: $(grep 'not found' <<< "$out")"; fi
+               awk '$2 == "=>" && $3 ~ /^\// { print $1 " " $3 }' <<< "$out"
+           done | sort -u)
+    while read -r soname path; do
+        install -m 0644 "$(readlink -f "$path")" "$stage/$libdir/$soname"
+    done <<< "$libs"
+    path=$(dirname "$(awk '$1 == "libc.so.6" { print $2 }' <<< "$libs")")/libgcc_s.so.1
+    [ -f "$path" ] || die "$path not found"
+    install -m 0644 "$(readlink -f "$path")" "$stage/$libdir/libgcc_s.so.1"
+    install -m 0755 "$(readlink -f /lib64/ld-linux-x86-64.so.2)" "$stage/lib64/ld-linux-x86-64.so.2"
+}
 # Signs a module in place with a key and certificate (PEM), as modules_install and DKMS do, with the
 # test kernel's sign-file (which any kernel's signature format accepts).
 sign_module() {  # key cert module.ko

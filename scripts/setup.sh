@@ -7,7 +7,8 @@
 
 PACKAGES=(rustc-web rust-web-src rust-web-clippy rustfmt-web linux-source-6.12 clang libclang-dev llvm lld
           bc flex bison libelf-dev libssl-dev cpio kmod xz-utils gzip qemu-system-x86 busybox-static
-          python3 gcc libc6-dev make python3-matplotlib procps binutils openssl)
+          python3 gcc libc6-dev make python3-matplotlib procps binutils openssl
+          trace-cmd bpftrace)
 XEN_PACKAGES=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17
               libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoollog1
               libxendevicemodel1 libxenhypfs1 libxentoolcore1 libyajl2 libext2fs2)

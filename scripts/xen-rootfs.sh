@@ -46,25 +46,9 @@ for l in "${xenstore_links[@]}"; do
     ln -sfn xenstore "$STAGING/usr/bin/$l"
 done
 
-# Shared libraries: resolve against the unpacked tree first, then the host. Everything lands in
-# /usr/lib/x86_64-linux-gnu (a default search directory of Debian's loader, so no ld.so.cache is needed),
-# the loader itself at its ELF interpreter path.
-export LD_LIBRARY_PATH=$XENROOT/$LIBDIR:$XENROOT/usr/lib/xen-4.17/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-libs=$(for p in "${progs[@]}"; do
-           out=$(ldd "$XENROOT/$p") || die "ldd $p failed"
-           if grep -q 'not found' <<< "$out"; then die "unresolved library for $p: $(grep 'not found' <<< "$out")"; fi
-           awk '$2 == "=>" && $3 ~ /^\// { print $1 " " $3 }' <<< "$out"
-       done | sort -u)
-while read -r soname path; do
-    install -m 0644 "$(readlink -f "$path")" "$STAGING/$LIBDIR/$soname"
-done <<< "$libs"
-# glibc dlopen()s libgcc_s for pthread_cancel and unwinding: without it xl aborts when the domain dies.
-libc=$(awk '$1 == "libc.so.6" { print $2 }' <<< "$libs")
-gcc_s=$(dirname "$libc")/libgcc_s.so.1
-[ -f "$gcc_s" ] || die "host $gcc_s not found"
-install -m 0644 "$(readlink -f "$gcc_s")" "$STAGING/$LIBDIR/libgcc_s.so.1"
-interp=/lib64/ld-linux-x86-64.so.2
-install -m 0755 "$(readlink -f "$interp")" "$STAGING/$interp"
+# Shared libraries: Xen's from the unpacked tree first, then the host's.
+LD_LIBRARY_PATH=$XENROOT/$LIBDIR:$XENROOT/usr/lib/xen-4.17/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+    install_libs "$STAGING" "${progs[@]/#/$XENROOT/}"
 
 # No hotplug scripts: the domUs have neither disks nor NICs. dom0_mem is fixed, so no ballooning.
 cat > "$STAGING/etc/xen/xl.conf" << 'EOF'

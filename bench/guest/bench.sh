@@ -2,10 +2,12 @@
 # The guest side of `make bench` (Documentation/bench.rst). Prints one "@@B ..." line per result
 # on the console; scripts/bench.sh collects them and bench/report.py turns them into tables.
 #   xendma.bench=direct  plain QEMU: memcpy floor, dma_map_benchmark without bouncing, then
-#                        xen_swiotlb_rs (force_bounce) attached, pool pressure on it, ODP vs GUP
+#                        xen_swiotlb_rs (force_bounce) attached, its trace events off and on, pool
+#                        pressure on it, ODP vs GUP
 #   xendma.bench=kernel  plain QEMU booted with swiotlb=<slots>,force: the kernel's swiotlb
 #   xendma.bench=xen     Xen PV dom0 booted with swiotlb=<slots>,force: swiotlb-xen, then
-#                        xen_swiotlb_rs on the same boot (reported unavailable if attach is refused)
+#                        xen_swiotlb_rs on the same boot (reported unavailable if attach is refused),
+#                        with its trace events off and on
 # xendma.bench_s (seconds per dma_map_benchmark run), xendma.bench_reps (repeats),
 # xendma.bench_dev (the PCI device the mappings are made for), xendma.bench_pool_mb.
 arg() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
@@ -110,6 +112,43 @@ attach_ours() {
     out "info ours_devices=$(tr ' \n' ',;' < $DBG/devices)"
 }
 
+# The cost of xen_swiotlb_rs's trace events (Documentation/tracing.rst), in this boot: 1 page, 1
+# thread, each direction with the events disabled (compiled in: the benchmark kernel has event
+# tracing, as Debian's) and enabled (written to the ring buffer, which nobody reads), 5 pairs, the
+# order within a pair alternating so that neither state always runs first.
+trace_cost() {
+    impl=$1
+    T=/sys/kernel/tracing
+    [ -d $T/events ] || mount -t tracefs nodev $T 2>/dev/null
+    if [ ! -d $T/events/xen_swiotlb_rs ]; then
+        out "error impl=$impl trace: tracefs has no xen_swiotlb_rs events"
+        return
+    fi
+    pair=1
+    while [ $pair -le 5 ]; do
+        if [ $((pair % 2)) = 1 ]; then states="0 1"; else states="1 0"; fi
+        for d in 0 1 2; do
+            for ev in $states; do
+                echo $ev > $T/events/xen_swiotlb_rs/enable
+                if ! r=$($DMB -t 1 -s "$secs" -g 1 -b 64 -d $d 2>&1); then
+                    out "error impl=$impl trace pair=$pair events=$ev d=$d: $(echo "$r" | tr '\n' ' ')"
+                    continue
+                fi
+                map=$(echo "$r" | sed -n 's/average map latency(us):\([0-9.]*\) .*/\1/p')
+                unmap=$(echo "$r" | sed -n 's/average unmap latency(us):\([0-9.]*\) .*/\1/p')
+                out "trace impl=$impl pair=$pair events=$ev d=$d map=$map unmap=$unmap"
+            done
+        done
+        pair=$((pair + 1))
+    done
+    echo 0 > $T/events/xen_swiotlb_rs/enable
+    # What the enabled runs recorded: events in the ring buffer now, and those overwritten.
+    out "info trace_buffer_kb=$(cat $T/buffer_size_kb)" \
+        "trace_entries=$(sed -n 's/^entries: //p' $T/per_cpu/cpu*/stats | paste -sd+ | bc)" \
+        "trace_overrun=$(sed -n 's/^overrun: //p' $T/per_cpu/cpu*/stats | paste -sd+ | bc)"
+    echo > $T/trace
+}
+
 detach_ours() {
     out "info ours_bounces=$(cat $DBG/bounces) ours_map_failures=$(cat $DBG/map_failures) ours_hiwater=$(cat $DBG/used_hiwater)"
     echo "$dev" > $DBG/detach
@@ -126,6 +165,7 @@ direct)
     dmb direct 64
     if attach_ours ours; then
         dmb ours 64
+        trace_cost ours
         pressure ours "$(cat $DBG/nslabs)"
         detach_ours
     fi
@@ -143,6 +183,7 @@ xen)
     pressure kernel-xen "$(cat /sys/kernel/debug/swiotlb/io_tlb_nslabs)"
     if attach_ours ours-xen; then
         dmb ours-xen 64
+        trace_cost ours-xen
         pressure ours-xen "$(cat $DBG/nslabs)"
         detach_ours
     fi

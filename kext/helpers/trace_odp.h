@@ -13,6 +13,16 @@
 #include <linux/mmu_notifier.h>
 #include <linux/tracepoint.h>
 
+/* As in trace_swiotlb.h: the constants as numbers in the format files, for user-space decoders. */
+TRACE_DEFINE_ENUM(MMU_NOTIFY_UNMAP);
+TRACE_DEFINE_ENUM(MMU_NOTIFY_CLEAR);
+TRACE_DEFINE_ENUM(MMU_NOTIFY_PROTECTION_VMA);
+TRACE_DEFINE_ENUM(MMU_NOTIFY_PROTECTION_PAGE);
+TRACE_DEFINE_ENUM(MMU_NOTIFY_SOFT_DIRTY);
+TRACE_DEFINE_ENUM(MMU_NOTIFY_RELEASE);
+TRACE_DEFINE_ENUM(MMU_NOTIFY_MIGRATE);
+TRACE_DEFINE_ENUM(MMU_NOTIFY_EXCLUSIVE);
+
 #define XENDMA_TRACE_MMU_EVENT                                                             \
 	{ MMU_NOTIFY_UNMAP, "unmap" }, { MMU_NOTIFY_CLEAR, "clear" },                       \
 	{ MMU_NOTIFY_PROTECTION_VMA, "protection_vma" },                                   \

@@ -15,6 +15,15 @@
 #include <linux/dma-direction.h>
 #include <linux/tracepoint.h>
 
+/*
+ * The enum constants in the print formats are exported as numbers in the events' format files, so
+ * that user-space decoders (trace-cmd, perf, libtraceevent) can print their names.
+ */
+TRACE_DEFINE_ENUM(DMA_BIDIRECTIONAL);
+TRACE_DEFINE_ENUM(DMA_TO_DEVICE);
+TRACE_DEFINE_ENUM(DMA_FROM_DEVICE);
+TRACE_DEFINE_ENUM(DMA_NONE);
+
 #define XENDMA_TRACE_DIR                                                                   \
 	{ DMA_BIDIRECTIONAL, "BIDIRECTIONAL" }, { DMA_TO_DEVICE, "TO_DEVICE" },             \
 	{ DMA_FROM_DEVICE, "FROM_DEVICE" }, { DMA_NONE, "NONE" }

@@ -34,6 +34,8 @@
 #      bounced_bytes; attach and detach events with their device and result (also of a malformed
 #      name); one map_failed event per failure (reason=pool_exhausted) and one pool_grow event per
 #      growth, the worker's counted apart.
+#   i. (within g., after the forced soak) the trace-cmd and bpftrace commands of Documentation/tracing.rst, where the image
+#      has the programs: every bounce of a direct read recorded, sizes adding up.
 # Run-time attach and detach go through /sys/module/xen_swiotlb_rs/{attach,detach} in a. and through
 # the debugfs files elsewhere; b. tries both. Under lockdown (/sys/kernel/security/lockdown, the
 # lockdown lane: lockdown=integrity, a signed module) debugfs can be read but not written: every
@@ -405,6 +407,60 @@ soak() {  # label jobs requests region_kib
 	echo "# soak bytes verified: ${sv:-0} ($1)"
 }
 grows() { cut -d' ' -f1 "$DBG/grows" 2>/dev/null; }
+# Sums the counts of a bpftrace histogram ("[4K, 8K)   16 |@@@@|" lines).
+hist_sum() { sed -n 's/^\[[^]]*[])] *\([0-9][0-9]*\) .*/\1/p' "$1" | awk '{ s += $1 } END { print s + 0 }'; }
+# i. (within g.) The commands of Documentation/tracing.rst, as written there (with this lane's disk
+# name), where the image has the programs (scripts/initramfs.sh TOOLS): trace-cmd records one
+# bounced event per bounce of a 64 MiB direct read, whose sizes add up to it; the bpftrace one-liner
+# (on kernels with BPF) counts every bounce in its per-device histogram.
+doc_commands() {
+	if ! command -v trace-cmd > /dev/null; then
+		skip "Documentation/tracing.rst: trace-cmd record/report" "trace-cmd is not in this image"
+	else
+		b0=$(cnt bounces)
+		(cd "$TMP" && trace-cmd record -e xen_swiotlb_rs -e odp_umem -- \
+			dd if=/dev/$DISK of=/dev/null bs=1M count=64 iflag=direct) > "$TMP/tc" 2>&1
+		rc=$?
+		b1=$(cnt bounces)
+		(cd "$TMP" && trace-cmd report) > "$TMP/tcr" 2> "$TMP/tcr.err"
+		rrc=$?
+		diag "trace-cmd record: status $rc, $(tr '\n' ' ' < "$TMP/tc" | cut -c1-300)"
+		diag "trace-cmd report: status $rrc, $(wc -l < "$TMP/tcr") lines; first event: $(grep -m1 ' bounced: ' "$TMP/tcr" | tr -s ' ')"
+		[ -s "$TMP/tcr.err" ] && diag "trace-cmd report stderr: $(head -c 300 "$TMP/tcr.err" | tr '\n' ' ')"
+		check "trace-cmd record -e $MOD -e odp_umem -- dd (64 MiB, iflag=direct): status $rc, 64 MiB read" \
+			[ $rc = 0 -a "$(grep -c '^64+0 records in' "$TMP/tc")" = 1 ]
+		check "trace-cmd report: status $rrc, no lost events" [ $rrc = 0 -a "$(grep -c LOST "$TMP/tcr")" = 0 ]
+		check "trace-cmd report: one bounced event per bounce (+$(delta "$b0" "$b1"))" \
+			eq "$(grep -c " bounced: *dev=$NVME .* dir=FROM_DEVICE reason=forced" "$TMP/tcr")" "$(delta "$b0" "$b1")"
+		check "trace-cmd report: the bounced sizes add up to 64 MiB" \
+			eq "$(sed -n "s/.* bounced: *dev=$NVME .* size=\([0-9]*\) dir=FROM_DEVICE .*/\1/p" "$TMP/tcr" |
+				awk '{ s += $1 } END { print s + 0 }')" $((64 * MIB))
+		rm -f "$TMP/trace.dat" "$TMP/tcr"
+	fi
+	if ! command -v bpftrace > /dev/null; then
+		skip "Documentation/tracing.rst: the bpftrace one-liner" "bpftrace is not in this image"
+	elif ! grep -qw bpf /proc/filesystems; then
+		skip "Documentation/tracing.rst: the bpftrace one-liner" "this kernel has no BPF (CONFIG_BPF_SYSCALL)"
+	else
+		bpftrace -e 'tracepoint:xen_swiotlb_rs:bounced { @bytes[str(args->dev)] = hist(args->size); }' \
+			> "$TMP/bpf" 2>&1 &
+		bpid=$!
+		check "bpftrace: the one-liner attached its probe" wait_until 1800 grep -q '^Attaching 1 probe' "$TMP/bpf"
+		# It prints that line before it attaches.
+		sleep 5
+		b0=$(cnt bounces)
+		dd if=/dev/$DISK of=/dev/null bs=1M count=16 iflag=direct status=none
+		b1=$(cnt bounces)
+		kill -INT $bpid
+		wait $bpid
+		rc=$?
+		while IFS= read -r line; do diag "  bpftrace: $line"; done < "$TMP/bpf"
+		check "bpftrace: status 0 after SIGINT" [ $rc = 0 ]
+		check "bpftrace: a histogram for @bytes[$NVME]" grep -q "^@bytes\[$NVME\]:" "$TMP/bpf"
+		check "bpftrace: its counts add up to the bounces (+$(delta "$b0" "$b1"))" \
+			eq "$(hist_sum "$TMP/bpf")" "$(delta "$b0" "$b1")"
+	fi
+}
 soak_section() {
 	sync
 	echo 3 > /proc/sys/vm/drop_caches
@@ -472,6 +528,7 @@ soak_section() {
 		[ "$(delta "$f0" "$(cnt map_failures)")" -ge 1 ] 2>/dev/null
 	check "soak: bounced_bytes grew by at least the bytes written and verified" \
 		ge "$(delta "$y0" "$(cnt bounced_bytes)")" $((sw + sv))
+	doc_commands
 	expect_ok "$PARAM/force_bounce" 0 "soak: force_bounce=0"
 	soak "force_bounce off" 8 32 4096
 	wr $TR/trace ""
@@ -507,6 +564,25 @@ reservation() { cat /sys/devices/system/xen_memory/xen_memory0/info/current_kb 2
 if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 	result 0 "rmmod $MOD once nothing is attached"
 	[ -e $GLOB ] && wr $GLOB xendma_no_such_suite
+	# Load-time parameters that cannot describe a pool: refused with EINVAL before anything is
+	# allocated, the value named in the log.
+	for bad in "dma_bits=65|dma_bits=65: at most 64" \
+		"dma_bits=4294967295|dma_bits=4294967295: at most 64" \
+		"pool_mb=0|pool_mb=0: the pool needs at least 1 MiB" \
+		"pool_mb=1 segment_kb=4096|segment_kb=4096: larger than the pool (pool_mb=1)" \
+		"segment_kb=300|segment_kb=300: must be a power of two" \
+		"pool_mb=64 pool_max_mb=32|pool_max_mb=32: below pool_mb=64" \
+		"pool_max_mb=1048576|pool_max_mb=1048576: more than half of RAM" \
+		"pool_mb=1048576|pool_mb=1048576: more than half of RAM" \
+		"pool_mb=64 dma_bits=20|dma_bits=20: a pool of 64 MiB does not fit below 2^20"; do
+		args=${bad%%|*} msg=${bad#*|}
+		insmod $KO ${XENP:+expect_xen="$XENP"} $args > "$TMP/insmod" 2>&1
+		rc=$?
+		check "insmod $args: refused (status $rc, '$(tr '\n' ' ' < "$TMP/insmod")'), not loaded" \
+			[ $rc != 0 -a "$(grep -c "^$MOD " /proc/modules)" = 0 ]
+		check "insmod $args: EINVAL" grep -q 'Invalid argument\|invalid parameter' "$TMP/insmod"
+		check "insmod $args: the log says '$MOD: $msg'" sh -c "dmesg | tail -n 20 | grep -qF '$MOD: $msg'"
+	done
 	insmod $KO ${XENP:+expect_xen="$XENP"} attach=$ATT,bogus pool_mb=16 dma_bits=28
 	check "insmod with attach=$ATT,bogus pool_mb=16 dma_bits=28" grep -q "^$MOD " /proc/modules
 	check "pool_bytes is 16 MiB" eq "$(cnt pool_bytes)" $((16 * MIB))
@@ -514,6 +590,8 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 		check "attach= attached $d at load" [ -n "$(devline $d)" ]
 	done
 	check "attached counter is $NATT (bogus refused)" eq "$(cnt attached)" "$NATT"
+	check "the log names the refused attach= entry ('attach=bogus: attach at load failed')" \
+		sh -c "dmesg | grep -qF '$MOD: attach=bogus: attach at load failed'"
 	check "the attach parameter reads back" [ "$(cat $PARAM/attach)" = "$ATT,bogus" ]
 	if [ -n "$NVME" ]; then
 		# The nvme on our ops from the start, bouncing only what its mask or (under Xen) the
