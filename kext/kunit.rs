@@ -244,6 +244,43 @@ macro_rules! expect {
     };
 }
 
+/// A setup step of a test that must succeed (`Result`): its value, or the case fails with the
+/// step and its error and the test function returns. A case never ends early without saying so.
+#[macro_export]
+macro_rules! require_ok {
+    ($t:expr, $e:expr $(,)?) => {
+        match $e {
+            Ok(v) => v,
+            Err(err) => {
+                $t.fail(
+                    ::kernel::c_str!(file!()),
+                    line!(),
+                    format_args!("setup failed: {}: {:?}", stringify!($e), err),
+                );
+                return;
+            }
+        }
+    };
+}
+
+/// As [`require_ok!`], for a setup step that gives an `Option`.
+#[macro_export]
+macro_rules! require_some {
+    ($t:expr, $e:expr $(,)?) => {
+        match $e {
+            Some(v) => v,
+            None => {
+                $t.fail(
+                    ::kernel::c_str!(file!()),
+                    line!(),
+                    format_args!("setup failed: {} gave None", stringify!($e)),
+                );
+                return;
+            }
+        }
+    };
+}
+
 /// Expects `$left == $right`; reports both values otherwise.
 #[macro_export]
 macro_rules! expect_eq {

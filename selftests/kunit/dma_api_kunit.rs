@@ -18,7 +18,7 @@ use crate::kext::{
     xen,
 };
 use crate::logic::dma::dma_bit_mask;
-use crate::{expect, expect_eq, kunit_suite};
+use crate::{expect, expect_eq, kunit_suite, require_ok};
 use kernel::{
     alloc::{
         flags::{__GFP_NOWARN, GFP_KERNEL, GFP_NOWAIT},
@@ -213,16 +213,12 @@ fn coherent_round_trip(t: &Test) {
                     b.dma_handle()
                 );
             }
-            let Ok(data) = pattern_vec(seed, size) else {
-                return;
-            };
+            let data = require_ok!(t, pattern_vec(seed, size));
             expect_eq!(t, src.write_bytes(0, &data), Ok(()));
             // Coherent memory starts zeroed.
             expect_eq!(t, dst.read(size - 1), Ok(0));
             expect_eq!(t, edu.copy(&src, 0, &dst, 0, size), Ok(()));
-            let Ok(mut out) = KVec::from_elem(0u8, size, GFP_KERNEL) else {
-                return;
-            };
+            let mut out = require_ok!(t, KVec::from_elem(0u8, size, GFP_KERNEL));
             expect_eq!(t, dst.read_bytes(0, &mut out), Ok(()));
             expect_eq!(t, (size, first_mismatch(&out, seed)), (size, None));
         }
@@ -247,7 +243,7 @@ fn streaming_directions(t: &Test) {
         let fresh = || pages_above_mask(0).map_or_else(|| Pages::alloc(0, Zone::Any), Ok);
 
         // To the device.
-        let Ok(mut pages) = fresh() else { return };
+        let mut pages = require_ok!(t, fresh());
         for (i, b) in pages.iter_mut().enumerate() {
             *b = pattern(1, i);
         }
@@ -284,17 +280,14 @@ fn streaming_directions(t: &Test) {
         drop(map.unmap());
 
         // From the device.
-        let Ok(mut scratch) =
+        let mut scratch = require_ok!(
+            t,
             CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
-        else {
-            return;
-        };
-        let Ok(data) = pattern_vec(3, MAX_XFER) else {
-            return;
-        };
+        );
+        let data = require_ok!(t, pattern_vec(3, MAX_XFER));
         expect_eq!(t, scratch.write_bytes(0, &data), Ok(()));
         for skip_sync in [false, true] {
-            let Ok(mut pages) = fresh() else { return };
+            let mut pages = require_ok!(t, fresh());
             pages.fill(0xee);
             let bus = direct_bus(&pages);
             let attrs = if skip_sync {
@@ -346,7 +339,7 @@ fn streaming_directions(t: &Test) {
         }
 
         // Both ways on one buffer: the device copies the first half onto the second.
-        let Ok(mut pages) = fresh() else { return };
+        let mut pages = require_ok!(t, fresh());
         for (i, b) in pages.iter_mut().enumerate() {
             *b = pattern(4, i);
         }
@@ -404,9 +397,7 @@ fn mask_above_reach(t: &Test) {
                     map.dma_handle()
                 );
                 expect_eq!(t, edu.copy(&map, 0, &dst, 0, len), Ok(()));
-                let Ok(mut out) = KVec::from_elem(0u8, len, GFP_KERNEL) else {
-                    return;
-                };
+                let mut out = require_ok!(t, KVec::from_elem(0u8, len, GFP_KERNEL));
                 expect_eq!(t, dst.read_bytes(0, &mut out), Ok(()));
                 expect_eq!(t, first_mismatch(&out, 5), None);
             }
@@ -646,9 +637,7 @@ fn sg_round_trip(t: &Test) {
             expect!(t, false, "table creation failed");
             return;
         };
-        let Ok(data) = pattern_vec(6, len) else {
-            return;
-        };
+        let data = require_ok!(t, pattern_vec(6, len));
         expect_eq!(t, src.write(0, &data), Ok(()));
         let src = match src.map::<ToDevice>(dma, Attrs::NONE) {
             Ok(m) => m,
@@ -698,17 +687,13 @@ fn sg_round_trip(t: &Test) {
         expect_eq!(t, moved, len);
         {
             let cpu = dst.sync_for_cpu();
-            let Ok(mut out) = KVec::from_elem(0u8, len, GFP_KERNEL) else {
-                return;
-            };
+            let mut out = require_ok!(t, KVec::from_elem(0u8, len, GFP_KERNEL));
             expect_eq!(t, cpu.read(0, &mut out), Ok(()));
             expect_eq!(t, first_mismatch(&out, 6), None);
         }
         drop(src);
         let table = dst.unmap();
-        let Ok(mut out) = KVec::from_elem(0u8, len, GFP_KERNEL) else {
-            return;
-        };
+        let mut out = require_ok!(t, KVec::from_elem(0u8, len, GFP_KERNEL));
         expect_eq!(t, table.read(0, &mut out), Ok(()));
         expect_eq!(t, first_mismatch(&out, 6), None);
         drop(table.into_pages());

@@ -28,7 +28,9 @@ use crate::logic::dma::dma_bit_mask;
 use crate::logic::dma::DataDirection;
 use crate::logic::xlate::{self, FrameMap};
 use crate::p2m::P2m;
-use crate::{expect, expect_eq, kunit_suite, Engine, PoolParams, Swiotlb};
+use crate::{
+    expect, expect_eq, kunit_suite, require_ok, require_some, Engine, PoolParams, Swiotlb,
+};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KVec},
     c_str,
@@ -382,9 +384,7 @@ fn exchange_failures(t: &Test) {
     }
     // One exchange Xen must refuse (a 256 KiB extent below 256 KiB): the old frames are back and
     // the pages hold what is written to them.
-    let Ok(mut p) = Pages::alloc(6, Zone::Any) else {
-        return;
-    };
+    let mut p = require_ok!(t, Pages::alloc(6, Zone::Any));
     let pfn = p.phys() >> 12;
     let mfns0 = frames_of(pfn);
     fill(&mut p, 7);
@@ -487,6 +487,9 @@ fn bounce_beyond_mask(t: &Test) {
 
         // High memory, from the device: bounced, copied back on unmap only.
         let Some(mut high) = pages_beyond_mask(0) else {
+            t.skip(c_str!(
+                "from the device: no memory beyond the 28-bit mask to bounce from"
+            ));
             return;
         };
         high.fill(0xee);
@@ -581,10 +584,10 @@ fn sg_bounce(t: &Test) {
             }
         }
         expect_eq!(t, sg.write(0, &data), Ok(()));
-        let Ok(dst) = CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
-        else {
-            return;
-        };
+        let dst = require_ok!(
+            t,
+            CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
+        );
         let bounces0 = e.counters().0;
         let map = match sg.map::<ToDevice>(dma, Attrs::NONE) {
             Ok(m) => m,
@@ -628,9 +631,7 @@ fn exhaustion(t: &Test) {
     with_attached(t, &sw, |_, dma| {
         let mut held = KVec::new();
         for i in 0..4 {
-            let Ok(p) = Pages::alloc(4, Zone::Any) else {
-                return;
-            };
+            let p = require_ok!(t, Pages::alloc(4, Zone::Any));
             match Mapping::<_, ToDevice>::new(dma, p, Attrs::NONE) {
                 Ok(m) => {
                     if held.push(m, GFP_KERNEL).is_err() {
@@ -642,9 +643,7 @@ fn exhaustion(t: &Test) {
         }
         expect_eq!(t, e.pool().used_slots(), 128);
         let (_, fail0, warn0, _) = e.counters();
-        let Ok(p) = Pages::alloc(4, Zone::Any) else {
-            return;
-        };
+        let p = require_ok!(t, Pages::alloc(4, Zone::Any));
         let p = match Mapping::<_, ToDevice>::new(dma, p, Attrs::NONE) {
             Ok(_) => {
                 expect!(t, false, "a mapping succeeded in a full pool");
@@ -665,9 +664,7 @@ fn exhaustion(t: &Test) {
         let (_, fail2, warn2, _) = e.counters();
         expect_eq!(t, (fail2, warn2), (fail1 + 1, warn1));
         // Free one: the next mapping fits again.
-        let Some(m) = held.into_iter().next() else {
-            return;
-        };
+        let m = require_some!(t, held.into_iter().next());
         drop(m.unmap());
         // (The other three were dropped, and so unmapped, with the iterator.)
         expect_eq!(t, e.pool().used_slots(), 0);
@@ -682,9 +679,7 @@ fn exhaustion(t: &Test) {
         // A scatter-gather table of 4 x 64 KiB cannot fit next to it: all or nothing.
         let mut pages = KVec::new();
         for _ in 0..4 {
-            let Ok(p) = Pages::alloc(4, Zone::Any) else {
-                return;
-            };
+            let p = require_ok!(t, Pages::alloc(4, Zone::Any));
             if pages.push(p, GFP_KERNEL).is_err() {
                 return;
             }
@@ -710,9 +705,7 @@ fn limits(t: &Test) {
     with_attached(t, &sw, |_, dma| {
         // One segment: 128 slots of 2 KiB.
         expect_eq!(t, dma.max_mapping_size(), 256 << 10);
-        let Ok(big) = Pages::alloc(7, Zone::Any) else {
-            return;
-        };
+        let big = require_ok!(t, Pages::alloc(7, Zone::Any));
         let (_, f0, _, _) = e.counters();
         let r = Mapping::<_, ToDevice>::new(dma, big, Attrs::NO_WARN);
         expect!(
@@ -837,9 +830,7 @@ fn detach_busy(t: &Test) {
     };
     expect_eq!(t, sw.attach(edu_name()), Ok(()));
     let dma = DmaDevice::new(&dev);
-    let Ok(p) = Pages::alloc(0, Zone::Any) else {
-        return;
-    };
+    let p = require_ok!(t, Pages::alloc(0, Zone::Any));
     match Mapping::<_, ToDevice>::new(&dma, p, Attrs::NONE) {
         Ok(m) => {
             expect_eq!(t, sw.detach(edu_name()), Err(EBUSY));
@@ -861,9 +852,7 @@ fn unknown_addresses(t: &Test) {
     };
     let e = sw.engine().clone();
     with_attached(t, &sw, |dev, dma| {
-        let Ok(p) = Pages::alloc(0, Zone::Any) else {
-            return;
-        };
+        let p = require_ok!(t, Pages::alloc(0, Zone::Any));
         let Ok(m) = Mapping::<_, ToDevice>::new(dma, p, Attrs::NONE) else {
             expect!(t, false, "map");
             return;
@@ -915,9 +904,7 @@ fn straddle(t: &Test) {
     with_attached(t, &sw, |dev, dma| {
         expect_eq!(t, kunit::set_mask(dma, dma_bit_mask(edu_bits())), Ok(()));
         // Two pages, each exchanged on its own for a frame below the mask.
-        let Ok(p) = Pages::alloc(1, Zone::Any) else {
-            return;
-        };
+        let p = require_ok!(t, Pages::alloc(1, Zone::Any));
         let Ok((p, m0)) = xen_frames::make_contiguous(p, 0, 0, edu_bits(), Gfp::KERNEL) else {
             expect!(t, false, "no frame below the mask for page 0");
             return;
@@ -1060,9 +1047,7 @@ fn growth(t: &Test) {
         let f0 = e.counters().1;
         let mut more = 0;
         for _ in 0..16 {
-            let Ok(p) = Pages::alloc(6, Zone::Any) else {
-                return;
-            };
+            let p = require_ok!(t, Pages::alloc(6, Zone::Any));
             if let Ok(m) = Mapping::<_, ToDevice>::new(dma, p, Attrs::NO_WARN) {
                 more += 1;
                 let _ = held.push(m, GFP_KERNEL);
@@ -1085,9 +1070,7 @@ fn growth(t: &Test) {
         return;
     }
     // The kernel's swiotlb-xen, same device, same burst of buffers it must bounce.
-    let Some(dev) = edu() else {
-        return;
-    };
+    let dev = require_some!(t, edu());
     let dma = DmaDevice::new(&dev);
     if let Err(err) = kunit::set_mask(&dma, dma_bit_mask(edu_bits())) {
         kernel::pr_info!(
@@ -1143,13 +1126,11 @@ fn large_segments(t: &Test) {
     with_edu(t, &sw, |_, edu| {
         let dma = edu.dma();
         expect_eq!(t, dma.max_mapping_size(), 1 << 20);
-        let Ok(scratch) = CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
-        else {
-            return;
-        };
-        let Ok(mut big) = Pages::alloc(8, Zone::Any) else {
-            return;
-        };
+        let scratch = require_ok!(
+            t,
+            CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
+        );
+        let mut big = require_ok!(t, Pages::alloc(8, Zone::Any));
         fill(&mut big, 9);
         let m = match Mapping::<_, ToDevice>::new(dma, big, Attrs::NONE) {
             Ok(m) => m,
@@ -1167,9 +1148,7 @@ fn large_segments(t: &Test) {
             expect!(t, ok, "1 MiB mapping: data differs at offset {:#x}", off);
         }
         drop(m.unmap());
-        let Ok(huge) = Pages::alloc(9, Zone::Any) else {
-            return;
-        };
+        let huge = require_ok!(t, Pages::alloc(9, Zone::Any));
         expect!(
             t,
             Mapping::<_, ToDevice>::new(dma, huge, Attrs::NO_WARN).is_err(),

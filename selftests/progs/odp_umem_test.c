@@ -49,7 +49,7 @@ struct stats {
 };
 
 static int fd;
-static int passed, failed;
+static int passed, failed, skipped;
 
 static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #include <stdarg.h>
@@ -57,7 +57,7 @@ static void check(int ok, const char *fmt, ...)
 {
 	va_list ap;
 
-	printf("%s %d - ", ok ? "ok" : "not ok", passed + failed + 1);
+	printf("%s %d - ", ok ? "ok" : "not ok", passed + failed + skipped + 1);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
@@ -67,6 +67,35 @@ static void check(int ok, const char *fmt, ...)
 		passed++;
 	else
 		failed++;
+}
+
+/* A case that cannot run here: "ok N - what # SKIP why", counted apart from the passes. */
+static void skip(const char *what, const char *why)
+{
+	printf("ok %d - %s # SKIP %s\n", passed + failed + skipped + 1, what, why);
+	fflush(stdout);
+	skipped++;
+}
+
+/* Whether this is a Xen PV guest (/sys/hypervisor: type "xen", guest_type "PV" if present). */
+static int xen_pv(void)
+{
+	char type[16] = "", guest[16] = "";
+	FILE *f = fopen("/sys/hypervisor/type", "r");
+
+	if (f) {
+		if (!fgets(type, sizeof(type), f))
+			type[0] = 0;
+		fclose(f);
+	}
+	f = fopen("/sys/hypervisor/guest_type", "r");
+	if (f) {
+		if (!fgets(guest, sizeof(guest), f))
+			guest[0] = 0;
+		fclose(f);
+	}
+	/* Without guest_type (older kernels) a Xen guest of these lanes is PV. */
+	return !strncmp(type, "xen", 3) && (!guest[0] || !strncmp(guest, "PV", 2));
 }
 
 static long reg(void *start, uint64_t len, uint64_t page_size, uint64_t access)
@@ -145,7 +174,8 @@ static void test_bad_input(void)
 	check(reg((void *)(-PAGE), 2 * PAGE, PAGE, ACC_RW) == -EOVERFLOW,
 	      "register: start + len overflows -> EOVERFLOW");
 	check(reg(p, PAGE, 8192, ACC_RW) == -EINVAL, "register: page size 8 KiB -> EINVAL");
-	check(reg(p, HUGE, HUGE, ACC_RW) == -EINVAL || ((uintptr_t)p % HUGE == 0),
+	/* p + PAGE is never 2 MiB aligned, whatever p is. */
+	check(reg(p + PAGE, HUGE, HUGE, ACC_RW) == -EINVAL,
 	      "register: 2 MiB page size, misaligned start -> EINVAL");
 	check(reg(p, PAGE, PAGE, 0) == -EINVAL && reg(p, PAGE, PAGE, 2) == -EINVAL &&
 		      reg(p, PAGE, PAGE, 1UL << 32 | 1) == -EINVAL,
@@ -477,8 +507,18 @@ static void test_thp(void)
 	madvise(p, HUGE, MADV_HUGEPAGE);
 	fill(p, HUGE, 3);
 	if (anon_huge_kb(p) < (long)(HUGE / 1024)) {
-		/* Xen PV guests have no transparent huge pages (no PSE). */
-		check(1, "THP region # SKIP the kernel gave no huge page here (%ld kB)", anon_huge_kb(p));
+		/*
+		 * Xen PV guests have no transparent huge pages (no PSE): a skip there. Elsewhere the
+		 * test kernel has THP, and no huge page means the 2 MiB path went untested: a failure.
+		 */
+		if (xen_pv())
+			skip("THP region with 2 MiB pages",
+			     "a Xen PV guest has no transparent huge pages (no PSE)");
+		else if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK))
+			skip("THP region with 2 MiB pages", "this kernel has no transparent huge pages");
+		else
+			check(0, "THP region: the kernel gave no huge page (%ld kB of AnonHugePages)",
+			      anon_huge_kb(p));
 		goto base_pages;
 	}
 	h = reg(p, HUGE, HUGE, ACC_RW);
@@ -789,6 +829,6 @@ int main(void)
 	test_debugfs();
 	close(fd);
 out:
-	printf("odp_umem_test: %d passed, %d failed\n", passed, failed);
+	printf("odp_umem_test: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
 	return failed ? 1 : 0;
 }
