@@ -16,7 +16,26 @@
  *
  * and its invalidate callback stops the device from using [start, end) (zapping its page table
  * entries) before returning. The callback is called with the umem locked, so it must not call
- * any odp_umem function on the same umem. All functions may sleep.
+ * any odp_umem function on the same umem. All functions may sleep. While the umem is locked,
+ * do not touch the process's memory (copy_to_user(), get_user_pages()): a fault there may need
+ * an invalidation of the umem, which waits for the unlock.
+ *
+ * The pages are streaming DMA mappings (Documentation/core-api/dma-api.rst), and the DMA path
+ * may bounce them: a device with a narrow DMA mask, swiotlb=force, or a Xen PV guest whose page
+ * lies above the mask in machine memory then reads and writes a bounce buffer, not the process's
+ * page. Ownership passes as in the DMA API, with the umem locked:
+ *
+ *	odp_umem_map_and_lock(umem, addr, len, access);
+ *	odp_umem_sync_for_device(umem, addr, len);	(the CPU wrote since the page was mapped)
+ *	... the device reads or writes [addr, addr + len) ...
+ *	odp_umem_sync_for_cpu(umem, addr, len);	(after the device wrote, before the CPU reads)
+ *	odp_umem_unlock(umem);
+ *
+ * A page is copied to its bounce buffer when it is mapped, so a device that only reads what the
+ * process wrote before the fault needs no sync_for_device. Unmapping (an invalidation, unmap,
+ * release) does NOT copy a bounce buffer back: a copy at that time would overwrite what the
+ * process wrote after the device's last transfer. A device write that is not followed by
+ * odp_umem_sync_for_cpu() of the bytes it wrote is therefore lost whenever the page bounced.
  *
  * Documentation/odp-umem.rst describes the design.
  */
@@ -80,6 +99,20 @@ dma_addr_t odp_umem_dma_addr(struct odp_umem *umem, unsigned long addr);
  * be called while locked. -ERANGE outside the umem.
  */
 int odp_umem_unmap(struct odp_umem *umem, unsigned long addr, size_t len);
+
+/*
+ * odp_umem_sync_for_cpu - make what the device wrote to [addr, addr + len) visible to the CPU
+ * (dma_sync_single_range_for_cpu() on each page; only those bytes are copied back from a bounce
+ * buffer). odp_umem_sync_for_device - make what the CPU wrote there visible to the device.
+ *
+ * Only the task holding the lock may call them, on pages the umem has mapped (any mapped page
+ * of the umem, not only the ones of the last odp_umem_map_and_lock()). Errors: -EINVAL (not
+ * locked, len 0), -EOVERFLOW (the range wraps), -ERANGE (outside the umem), -EFAULT (a page of
+ * the range is not mapped; the pages before it were synced). A sync_for_cpu of a page the
+ * device may only read is allowed and copies nothing.
+ */
+int odp_umem_sync_for_cpu(struct odp_umem *umem, unsigned long addr, size_t len);
+int odp_umem_sync_for_device(struct odp_umem *umem, unsigned long addr, size_t len);
 
 /* odp_umem_release - unmap everything, remove the notifier and free the umem (unlocked). */
 void odp_umem_release(struct odp_umem *umem);

@@ -72,6 +72,9 @@ pub trait UmemApi: Send + Sync + Sized + 'static {
     fn dma_addr(locked: &Self::Locked<'_>, addr: u64) -> Option<u64>;
     /// `odp_umem_unmap`.
     fn unmap(&self, addr: u64, len: u64) -> Result;
+    /// `odp_umem_sync_for_cpu` (`for_cpu`) or `odp_umem_sync_for_device` of `[addr, addr +
+    /// len)` in a locked umem.
+    fn sync(locked: &Self::Locked<'_>, addr: u64, len: u64, for_cpu: bool) -> Result;
 }
 
 /// A umem handed to C.
@@ -108,6 +111,7 @@ impl<T: UmemApi> Registration<T> {
                 unlock: Some(Self::unlock),
                 dma_addr: Some(Self::dma_addr),
                 unmap: Some(Self::unmap),
+                sync: Some(Self::sync),
                 release: Some(Self::release),
             },
             GFP_KERNEL,
@@ -217,6 +221,22 @@ impl<T: UmemApi> Registration<T> {
         slot.as_ref()
             .and_then(|range| T::dma_addr(range, addr as u64))
             .unwrap_or(DMA_MAPPING_ERROR)
+    }
+
+    /// # Safety
+    ///
+    /// `u` is a live umem; the calling task holds its lock (or the result is `EINVAL` only if it
+    /// holds no lock and no other task does).
+    unsafe extern "C" fn sync(u: *mut c_void, addr: c_ulong, len: usize, for_cpu: bool) -> c_int {
+        // SAFETY: live; read by the lock holder (caller's guarantee).
+        let slot = unsafe { &*(*u.cast::<CUmem<T>>()).locked.get() };
+        match slot.as_ref() {
+            None => EINVAL.to_errno(),
+            Some(range) => match T::sync(range, addr as u64, len as u64, for_cpu) {
+                Ok(()) => 0,
+                Err(e) => e.to_errno(),
+            },
+        }
     }
 
     /// # Safety

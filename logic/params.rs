@@ -12,6 +12,20 @@ pub const MIN_SEGMENT_KB: u32 = 256;
 /// The largest segment, in KiB: the buddy allocator's largest block (`MAX_ORDER` on x86-64).
 pub const MAX_SEGMENT_KB: u32 = 4096;
 
+/// Whether a segment of `bytes` is allowed: a power of two from [`MIN_SEGMENT_KB`] to
+/// [`MAX_SEGMENT_KB`] KiB. The one rule for load-time parameters and for every pool built.
+pub const fn segment_ok(bytes: u64) -> bool {
+    bytes.is_power_of_two()
+        && bytes >= (MIN_SEGMENT_KB as u64) << 10
+        && bytes <= (MAX_SEGMENT_KB as u64) << 10
+}
+
+/// The largest pool, in bytes, for RAM that ends at `ram_bytes`: half of it, so that the
+/// kernel keeps the other half.
+pub const fn pool_limit(ram_bytes: u64) -> u64 {
+    ram_bytes / 2
+}
+
 /// The load-time parameters, as given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadParams {
@@ -118,7 +132,7 @@ impl LoadParams {
     /// pool and its growth limit at most half of it, `2^dma_bits` at least the pool's largest
     /// size, the segment a power of two that fits in the pool.
     pub fn check(&self, ram_bytes: u64) -> Result<(), ParamError> {
-        let limit_mb = (ram_bytes / 2) >> 20;
+        let limit_mb = pool_limit(ram_bytes) >> 20;
         if self.pool_mb == 0 {
             return Err(ParamError::PoolZero);
         }
@@ -158,7 +172,7 @@ impl LoadParams {
             });
         }
         let s = self.segment_kb;
-        if !s.is_power_of_two() || !(MIN_SEGMENT_KB..=MAX_SEGMENT_KB).contains(&s) {
+        if !segment_ok(u64::from(s) << 10) {
             return Err(ParamError::Segment(s));
         }
         if u64::from(s) > u64::from(self.pool_mb) << 10 {

@@ -50,4 +50,8 @@ impl UmemApi for Umem {
     fn unmap(&self, addr: u64, len: u64) -> Result {
         Umem::unmap(self, addr, len)
     }
+
+    fn sync(locked: &MappedRange<'_>, addr: u64, len: u64, for_cpu: bool) -> Result {
+        locked.sync(addr, len, for_cpu)
+    }
 }

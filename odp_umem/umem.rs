@@ -7,7 +7,7 @@ use crate::kext::dma::{Bidirectional, DmaAddr, DmaDevice, PageMapping, ToDevice}
 use crate::kext::mm::Mm;
 use crate::kext::mmu_notifier::{pfn_array, IntervalNotifier, Invalidate, Locked, NotifierRange};
 use crate::kext::page::PageRef;
-use crate::logic::odp::{Access, ArgError, DmaEntry, HmmPfn, Region};
+use crate::logic::odp::{chunks, Access, ArgError, DmaEntry, HmmPfn, Region, BASE_SIZE};
 use crate::warn_ratelimited;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
@@ -125,6 +125,15 @@ impl PageMap {
         match self {
             Self::Read(m) => m.sync_for_device(off, len),
             Self::Write(m) => m.sync_for_device(off, len),
+        }
+    }
+
+    /// Syncs `len` bytes at `off` for the CPU, after the device wrote them (nothing to copy for
+    /// a page the device only reads).
+    pub fn sync_for_cpu(&self, off: usize, len: usize) -> Result {
+        match self {
+            Self::Read(m) => m.sync_for_cpu(off, len),
+            Self::Write(m) => m.sync_for_cpu(off, len),
         }
     }
 
@@ -400,6 +409,25 @@ impl MappedRange<'_> {
     pub fn entry_at(&self, addr: u64) -> Result<DmaEntry> {
         let (i, _) = self.region.locate(addr).ok_or(ERANGE)?;
         Ok(self.locked.entry(i))
+    }
+
+    /// Syncs the mapped pages of `[addr, addr + len)` for the CPU (`for_cpu`, after the device
+    /// wrote) or for the device (before it reads what the CPU wrote), page by page and only
+    /// those bytes. Errors: those of [`Region::fault_span`], `EFAULT` at the first page that is
+    /// not mapped (the ones before it were synced).
+    pub fn sync(&self, addr: u64, len: u64, for_cpu: bool) -> Result {
+        self.region
+            .fault_span(addr, len, Access::READ)
+            .map_err(arg_errno)?;
+        for (a, n) in chunks(addr, len, BASE_SIZE) {
+            let (map, off) = self.page_at(a)?;
+            if for_cpu {
+                map.sync_for_cpu(off, n as usize)?;
+            } else {
+                map.sync_for_device(off, n as usize)?;
+            }
+        }
+        Ok(())
     }
 
     /// Releases the lock.

@@ -16,8 +16,8 @@ copy_sources "$src"
 
 flags=()
 case $variant in
-prod) ;;
-test) flags=(XENDMA_KUNIT=1 CLIPPY=1 W=1) ;;
+prod) flags=(XENDMA_CDRV=1) ;;
+test) flags=(XENDMA_KUNIT=1 XENDMA_CDRV=1 CLIPPY=1 W=1) ;;
 testdev) flags=(XENDMA_TESTDEV=1) ;;
 *) die "build-modules.sh: unknown variant $variant" ;;
 esac
@@ -59,6 +59,12 @@ if [ "$variant" = prod ]; then
     done
 fi
 cp "$src"/xen_swiotlb_rs.ko "$src"/odp_umem.ko "$out/"
+# The C API's test driver (not a module of the project: its own directory, never installed).
+rm -rf "${out:?}/cdrv"
+if [ -f "$src/selftests/odp_cdrv/odp_umem_cdrv.ko" ]; then
+    mkdir -p "$out/cdrv"
+    cp "$src/selftests/odp_cdrv/odp_umem_cdrv.ko" "$out/cdrv/"
+fi
 # Test builds: the user-space test programs (C, static; shell scripts for busybox sh, shipped only
 # when executable), run by the guest's /init after the modules are loaded; and in bin/ the tools
 # they use, which are not tests.

@@ -38,7 +38,13 @@ build() {  # variant (prod|testdev), output directory, make flags...
         [ "$vm" = "$release" ] || die "$m.ko: vermagic $vm, but the stock kernel is $release"
         cp "$CHROOT$src/$m.ko" "$dest/"
     done
+    # The C API's test driver (XENDMA_CDRV=1), in its own directory.
+    rm -rf "${dest:?}/cdrv"
+    if [ -f "$CHROOT$src/selftests/odp_cdrv/odp_umem_cdrv.ko" ]; then
+        mkdir -p "$dest/cdrv"
+        cp "$CHROOT$src/selftests/odp_cdrv/odp_umem_cdrv.ko" "$dest/cdrv/"
+    fi
 }
-build prod "$out"
+build prod "$out" XENDMA_CDRV=1
 build testdev "$out/testdev" XENDMA_TESTDEV=1
 log "build: stock modules for $release ok ($out, test devices in $out/testdev)"

@@ -36,6 +36,10 @@ for m in "${MODULES[@]}"; do
     cp "$moddir/$m.ko" "$stage/lib/xendma/"
 done
 printf '%s\n' "${MODULES[@]}" > "$stage/lib/xendma/modules.order"
+# The C API's test driver, which its test program loads (not in modules.order).
+if [ -d "$moddir/cdrv" ]; then
+    cp -a "$moddir/cdrv" "$stage/lib/xendma/cdrv"
+fi
 if [ -d "$progdir/tests" ]; then
     cp -a "$progdir/tests/." "$stage/lib/xendma/tests/"
 fi
@@ -84,6 +88,12 @@ lockdown|stock-lockdown)
             sign_module "$KSRC/certs/signing_key.pem" "$KSRC/certs/signing_key.x509" "$stage/lib/xendma/$m.ko"
         fi
     done
+    if [ "$kind" = lockdown ]; then
+        for ko in "$stage"/lib/xendma/cdrv/*.ko; do
+            [ -e "$ko" ] || continue
+            sign_module "$KSRC/certs/signing_key.pem" "$KSRC/certs/signing_key.x509" "$ko"
+        done
+    fi
     ;;
 xen)
     "$REPO/scripts/xen-rootfs.sh" "$stage"

@@ -42,7 +42,7 @@ copy_sources() {  # dest [path...]
     shift
     mkdir -p "$dest"
     (cd "$REPO" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='bindings_generated.rs' \
-        Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu logic "$@") |
+        Kbuild ./*.rs kext xen_swiotlb_rs odp_umem include selftests/kunit selftests/edu selftests/odp_cdrv logic "$@") |
         tar -xf - -C "$dest"
 }
 # Runs a command in the stock kernel's sid chroot with a clean environment.

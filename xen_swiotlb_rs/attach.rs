@@ -65,7 +65,8 @@ impl Swiotlb {
 
     /// Puts the PCI device named `name` on our ops: unbinds its driver, installs the table,
     /// re-probes. `EINVAL` malformed name, `ENODEV` no such device, `EEXIST` already attached,
-    /// `EBUSY` if a driver bound itself in between.
+    /// `EBUSY` if a driver bound itself in between, `EOPNOTSUPP` (driver left bound) if the
+    /// device uses iommu-dma, `ENOMEM` (driver left bound) if the device cannot be recorded.
     pub fn attach(&self, name: &[u8]) -> Result {
         let r = self.attach_device(name);
         kext::trace::attach(pciname::trim(name), r.err().map_or(0, |e| e.to_errno()));
@@ -87,6 +88,19 @@ impl Swiotlb {
             {
                 return Err(EEXIST);
             }
+            // The DMA API would never call our table: refuse, before the driver goes.
+            if dma_ops::uses_iommu_dma(&dev) {
+                crate::warn_ratelimited!(
+                    "{}: not attached: it uses the IOMMU's DMA path (iommu-dma), which ignores \
+                     per-device dma_map_ops (iommu=pt gives the device dma-direct, which does not)\n",
+                    dma_ops::device_name(&dev)
+                );
+                return Err(dma_ops::eopnotsupp());
+            }
+            // The slot first: nothing may fail between unbinding the driver and re-probing.
+            if !devices.iter().any(|s| s.is_none()) {
+                devices.push(None, GFP_KERNEL)?;
+            }
             let had_driver = dma_ops::has_driver(&dev);
             dma_ops::release_driver(&dev);
             let data = Attached {
@@ -106,9 +120,8 @@ impl Swiotlb {
                     return Err(e);
                 }
             };
-            match devices.iter_mut().find(|s| s.is_none()) {
-                Some(slot) => *slot = Some(inst),
-                None => devices.push(Some(inst), GFP_KERNEL)?,
+            if let Some(slot) = devices.iter_mut().find(|s| s.is_none()) {
+                *slot = Some(inst);
             }
         }
         let bound = dma_ops::reprobe(&dev);

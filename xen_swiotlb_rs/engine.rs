@@ -8,6 +8,7 @@ use crate::kext::page::{Gfp, Pages, Zone, MAX_ORDER, PAGE_SIZE};
 use crate::kext::trace::MapFailure;
 use crate::kext::xen_frames::{ChunkMem, Extent};
 use crate::logic::dma::dma_bit_mask;
+use crate::logic::params;
 use crate::logic::slots;
 use crate::logic::xlate::{self, FrameMap};
 use crate::p2m::P2m;
@@ -27,7 +28,7 @@ const GROW_AHEAD_PERCENT: usize = 75;
 const WORKER_STEP_PERCENT: usize = 25;
 
 /// The default segment: 128 slots of 2 KiB (upstream's `IO_TLB_SEGSIZE << IO_TLB_SHIFT`).
-pub(crate) const DEFAULT_SEGMENT_BYTES: usize = 256 << 10;
+pub(crate) const DEFAULT_SEGMENT_BYTES: usize = (params::MIN_SEGMENT_KB as usize) << 10;
 
 /// What a pool is built from.
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +58,7 @@ impl PoolParams {
     /// The segment size as a page order; `EINVAL` unless a power of two in 256 KiB..=4 MiB.
     pub(crate) fn segment_order(&self) -> Result<u32> {
         let b = self.segment_bytes;
-        if !b.is_power_of_two() || !(DEFAULT_SEGMENT_BYTES..=PAGE_SIZE << MAX_ORDER).contains(&b) {
+        if !params::segment_ok(b as u64) || b > PAGE_SIZE << MAX_ORDER {
             return Err(EINVAL);
         }
         Ok(b.trailing_zeros() - kernel::page::PAGE_SHIFT as u32)
@@ -161,7 +162,7 @@ impl Engine {
                 params.segment_bytes
             )
         })?;
-        if params.dma_bits < 12 || params.bytes > (kext::page::ram_end() / 2) as usize {
+        if params.dma_bits < 12 || params.bytes as u64 > params::pool_limit(kext::page::ram_end()) {
             pr_err!(
                 "pool: {} KiB below 2^{} cannot be had (RAM ends at {:#x})\n",
                 params.bytes >> 10,

@@ -219,8 +219,12 @@ impl<T: DmaOps> Installed<T> {
         get_merge_boundary: None,
     };
 
-    /// Builds a table for `dev` and installs it. `EBUSY` if a driver is bound to the device.
+    /// Builds a table for `dev` and installs it. `EBUSY` if a driver is bound to the device,
+    /// `EOPNOTSUPP` if the DMA API would ignore the table (see [`uses_iommu_dma`]).
     pub fn install(dev: &Device, data: T) -> Result<Installation<T>> {
+        if uses_iommu_dma(dev) {
+            return Err(eopnotsupp());
+        }
         let this = KBox::pin_init(
             pin_init!(Self {
                 table: Opaque::new(Self::TABLE),
@@ -673,6 +677,18 @@ pub fn pci_device(name: &CStr) -> Option<ARef<Device>> {
     let dev = NonNull::new(unsafe { ffi::xendma_pci_find(name.as_char_ptr()) })?;
     // SAFETY: `bus_find_device` returned the device with a reference that we take over.
     Some(unsafe { ARef::from_raw(dev.cast()) })
+}
+
+/// `EOPNOTSUPP`, which the `kernel` crate of 6.12 does not name.
+pub fn eopnotsupp() -> Error {
+    Error::from_errno(-(ffi::EOPNOTSUPP as i32))
+}
+
+/// Whether the DMA API ignores `dev`'s `dma_ops`: the device translates through an IOMMU with
+/// the kernel's iommu-dma path (an IOMMU domain of type DMA), which the DMA API checks first.
+pub fn uses_iommu_dma(dev: &Device) -> bool {
+    // SAFETY: a valid device.
+    unsafe { ffi::xendma_dev_uses_iommu_dma(raw(dev)) }
 }
 
 /// Whether a driver is bound to `dev` (a snapshot).

@@ -6,6 +6,7 @@
 #include <linux/device.h>
 #include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
+#include <linux/iommu-dma.h>
 #include <linux/mm.h>
 #include <linux/pci.h>
 #include <linux/scatterlist.h>
@@ -27,6 +28,12 @@ void xendma_dev_set_dma_ops(struct device *dev, const struct dma_map_ops *ops)
 	 * worst slower.
 	 */
 	dma_reset_need_sync(dev);
+}
+
+bool xendma_dev_uses_iommu_dma(struct device *dev)
+{
+	/* The DMA API asks use_dma_iommu() before it looks at dev->dma_ops (6.10 and later). */
+	return use_dma_iommu(dev);
 }
 
 void xendma_dev_dma_params(struct device *dev, struct xendma_dma_params *p)

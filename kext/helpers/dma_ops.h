@@ -22,6 +22,8 @@ struct vm_area_struct;
 /* Device state read and written by the ops glue. */
 const struct dma_map_ops *xendma_dev_dma_ops(struct device *dev);
 void xendma_dev_set_dma_ops(struct device *dev, const struct dma_map_ops *ops);
+/* Whether the DMA API ignores dev->dma_ops for this device (it uses iommu-dma). */
+bool xendma_dev_uses_iommu_dma(struct device *dev);
 bool xendma_dev_has_driver(struct device *dev);
 
 /* What a streaming mapping needs to know of a device, read in one call (the map path). */

@@ -59,6 +59,7 @@ struct xendma_odp_abi_ops {
 	void (*unlock)(void *umem);
 	u64 (*dma_addr)(void *umem, unsigned long addr);
 	int (*unmap)(void *umem, unsigned long addr, size_t len);
+	int (*sync)(void *umem, unsigned long addr, size_t len, bool for_cpu);
 	void (*release)(void *umem);
 };
 void xendma_odp_abi_set_ops(const struct xendma_odp_abi_ops *ops);

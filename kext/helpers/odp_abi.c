@@ -62,6 +62,18 @@ int odp_umem_unmap(struct odp_umem *umem, unsigned long addr, size_t len)
 }
 EXPORT_SYMBOL_GPL(odp_umem_unmap);
 
+int odp_umem_sync_for_cpu(struct odp_umem *umem, unsigned long addr, size_t len)
+{
+	return READ_ONCE(xendma_odp_abi)->sync(umem, addr, len, true);
+}
+EXPORT_SYMBOL_GPL(odp_umem_sync_for_cpu);
+
+int odp_umem_sync_for_device(struct odp_umem *umem, unsigned long addr, size_t len)
+{
+	return READ_ONCE(xendma_odp_abi)->sync(umem, addr, len, false);
+}
+EXPORT_SYMBOL_GPL(odp_umem_sync_for_device);
+
 void odp_umem_release(struct odp_umem *umem)
 {
 	might_sleep();

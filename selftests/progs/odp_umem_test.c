@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ktap.h"
+
 #define PAGE 4096UL
 #define HUGE (2UL << 20)
 
@@ -49,34 +51,6 @@ struct stats {
 };
 
 static int fd;
-static int passed, failed, skipped;
-
-static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#include <stdarg.h>
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s %d - ", ok ? "ok" : "not ok", passed + failed + skipped + 1);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (ok)
-		passed++;
-	else
-		failed++;
-}
-
-/* A case that cannot run here: "ok N - what # SKIP why", counted apart from the passes. */
-static void skip(const char *what, const char *why)
-{
-	printf("ok %d - %s # SKIP %s\n", passed + failed + skipped + 1, what, why);
-	fflush(stdout);
-	skipped++;
-}
-
 /* Whether this is a Xen PV guest (/sys/hypervisor: type "xen", guest_type "PV" if present). */
 static int xen_pv(void)
 {
@@ -829,6 +803,5 @@ int main(void)
 	test_debugfs();
 	close(fd);
 out:
-	printf("odp_umem_test: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
-	return failed ? 1 : 0;
+	return ktap_finish("odp_umem_test");
 }
