@@ -66,6 +66,8 @@ struct OdpUmem {
 
 impl kernel::Module for OdpUmem {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        #[cfg(xendma_kunit)]
+        kext::kunit::note_init();
         pr_info!("loaded: page size {} bytes\n", kernel::page::PAGE_SIZE);
         let debugfs = kext::debugfs::Counters::new(
             c_str!("odp_umem"),

@@ -96,6 +96,8 @@ struct XenSwiotlbRs {
 
 impl kernel::Module for XenSwiotlbRs {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        #[cfg(xendma_kunit)]
+        kext::kunit::note_init();
         let domain = Domain::current();
         match kext::xen::version() {
             Some((major, minor)) => {

@@ -345,6 +345,13 @@ pub fn expected_xen() -> &'static CStr {
     unsafe { CStr::from_char_ptr(crate::kext::bindings::xendma_expected_xen()) }
 }
 
+/// Records the loading task's remaining fault points (`/proc/<pid>/fail-nth`) as the module's
+/// `init_fail_nth` parameter; the first thing a test build's init does.
+pub fn note_init() {
+    // SAFETY: reads the current task's counter; no precondition.
+    unsafe { crate::kext::bindings::xendma_kunit_note_init() }
+}
+
 /// The page frame number of `page`.
 pub fn page_pfn(page: &kernel::page::Page) -> usize {
     // SAFETY: `as_ptr` is the `struct page` of a page we hold.

@@ -50,7 +50,7 @@ report() {  # lane, console log[, module dir]
 
 # qemu: plain TCG guest with an edu and an nvme device.
 "$REPO/scripts/initramfs.sh" "$out/plain.cpio.gz" "$BUILD/mod-test" plain trace-cmd
-vm qemu plain "$out/plain.cpio.gz" 450 "xendma.lane=qemu"
+vm qemu plain "$out/plain.cpio.gz" 700 "xendma.lane=qemu"
 lane qemu report qemu "$out/logs/qemu.console.log"
 
 # lockdown: what Secure Boot does on Debian's kernels. Unsigned and foreign-signed builds refused;
@@ -86,7 +86,7 @@ lane stock-build "$REPO/scripts/stock-build-lane.sh" "$BUILD/mod-stock" "$out"
 # failed to produce them, build-stock.sh's, and the failure stands in the stock-build line.
 dk=$BUILD/mod-stock-dkms
 [ -f "$dk/xen_swiotlb_rs.ko" ] && [ -f "$dk/odp_umem.ko" ] || dk=$BUILD/mod-stock
-PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-plain.cpio.gz" "$dk" stock-plain trace-cmd,bpftrace
+PROG_DIR=$BUILD/mod-test CDRV_DIR=$BUILD/mod-stock "$REPO/scripts/initramfs.sh" "$out/stock-plain.cpio.gz" "$dk" stock-plain trace-cmd,bpftrace
 TCG_THREAD=single KERNEL=$(stock_vmlinuz) vm stock-qemu plain "$out/stock-plain.cpio.gz" 900 "xendma.lane=stock-qemu"
 lane stock-qemu report stock-qemu "$out/logs/stock-qemu.console.log" "$dk"
 PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-lockdown.cpio.gz" "$BUILD/mod-stock" stock-lockdown

@@ -36,9 +36,11 @@ for m in "${MODULES[@]}"; do
     cp "$moddir/$m.ko" "$stage/lib/xendma/"
 done
 printf '%s\n' "${MODULES[@]}" > "$stage/lib/xendma/modules.order"
-# The C API's test driver, which its test program loads (not in modules.order).
-if [ -d "$moddir/cdrv" ]; then
-    cp -a "$moddir/cdrv" "$stage/lib/xendma/cdrv"
+# The C API's test driver, which its test program loads (not in modules.order); CDRV_DIR names
+# the build that has it when MODULE_DIR has none (the modules DKMS built).
+cdrvdir=${CDRV_DIR:-$moddir}
+if [ -d "$cdrvdir/cdrv" ]; then
+    cp -a "$cdrvdir/cdrv" "$stage/lib/xendma/cdrv"
 fi
 if [ -d "$progdir/tests" ]; then
     cp -a "$progdir/tests/." "$stage/lib/xendma/tests/"

@@ -25,6 +25,7 @@ BAD = re.compile(r'(BUG:|WARNING:|Oops|Kernel panic|kernel BUG|KASAN|UBSAN|gener
                  r'Call Trace:)')
 IOMMU_FAULT = re.compile(r'\[VT-D\]DMAR:\[|DMAR:\[DMA (Read|Write)\]|detected translation failure|'
                          r'vtd_.*(fault|fail)')
+ALLOC_WARN = re.compile(r'vmalloc error: size|page allocation failure: order')
 TS = re.compile(r'^\[\s*\d+\.\d+\]\s?')
 
 
@@ -53,9 +54,22 @@ def main():
     lines = [l.rstrip() for l in dmesg.splitlines() if l.strip()]
     stripped = [TS.sub('', l) for l in lines]
 
-    # Reports of the kernel's detectors, anywhere in the lane's kernel log.
-    for l in stripped:
+    # Reports of the kernel's detectors, anywhere in the lane's kernel log. Between fault_inject's
+    # markers, the kernel's own allocation-failure report (warn_alloc: "vmalloc error:", "page
+    # allocation failure:", then a stack dump) is what an injected failure looks like; its
+    # "Call Trace:" alone is let through there, and only right after such a line. Every other
+    # report still fails the lane.
+    injecting, last_alloc_warn = False, -100
+    for i, l in enumerate(stripped):
+        if l.startswith('xendma: fault injection begin'):
+            injecting = True
+        elif l.startswith('xendma: fault injection end'):
+            injecting = False
+        if injecting and ALLOC_WARN.search(l):
+            last_alloc_warn = i
         if BAD.search(l):
+            if injecting and l.strip() == 'Call Trace:' and i - last_alloc_warn <= 4:
+                continue
             problems.append('kernel report: ' + l.strip())
             break
 

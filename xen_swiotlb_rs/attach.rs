@@ -105,7 +105,9 @@ impl Swiotlb {
             dma_ops::release_driver(&dev);
             let data = Attached {
                 engine: self.engine.clone(),
-                mappings: AtomicUsize::new(0),
+                direct: AtomicUsize::new(0),
+                bounced: AtomicUsize::new(0),
+                coherent: AtomicUsize::new(0),
                 bounces: AtomicU64::new(0),
                 exchanged: AtomicUsize::new(0),
                 _module: module,

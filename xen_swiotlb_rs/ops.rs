@@ -22,7 +22,12 @@ use kernel::sync::Arc;
 /// A device on our ops: its pool and its own counters.
 pub struct Attached {
     pub(crate) engine: Arc<Engine>,
-    pub(crate) mappings: AtomicUsize,
+    /// Streaming mappings made without a bounce (the device reaches the buffer), not yet undone.
+    pub(crate) direct: AtomicUsize,
+    /// Streaming mappings into the pool, not yet undone.
+    pub(crate) bounced: AtomicUsize,
+    /// Coherent allocations not yet freed.
+    pub(crate) coherent: AtomicUsize,
     pub(crate) bounces: AtomicU64,
     /// Coherent buffers exchanged with Xen and not yet freed.
     pub(crate) exchanged: AtomicUsize,
@@ -32,7 +37,9 @@ pub struct Attached {
 impl Attached {
     /// Mappings and coherent allocations not yet undone.
     pub fn mappings(&self) -> usize {
-        self.mappings.load(Ordering::Relaxed)
+        self.direct.load(Ordering::Relaxed)
+            + self.bounced.load(Ordering::Relaxed)
+            + self.coherent.load(Ordering::Relaxed)
     }
 
     /// Mappings that were bounced.
@@ -45,9 +52,11 @@ impl Attached {
         self.exchanged.load(Ordering::Relaxed)
     }
 
-    /// Counts one mapping undone; false if there was none to undo (a bogus unmap).
-    pub(crate) fn put_mapping(&self) -> bool {
-        self.mappings
+    /// Counts one mapping of a kind undone; false if there was none of that kind to undo (a
+    /// bogus unmap or free: an unmap of an address outside the pool while only bounced mappings
+    /// exist is one, not a direct mapping undone).
+    pub(crate) fn put(which: &AtomicUsize) -> bool {
+        which
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
     }
@@ -67,7 +76,7 @@ impl DmaOps for Attached {
         let quiet = attrs.contains(Attrs::NO_WARN);
         match policy::decide_map(&e.map, &limits, buf.phys(), buf.len(), e.forced(), false) {
             MapDecision::Direct(bus) => {
-                self.mappings.fetch_add(1, Ordering::Relaxed);
+                self.direct.fetch_add(1, Ordering::Relaxed);
                 Some(bus)
             }
             MapDecision::Bounce(reason) => {
@@ -108,7 +117,7 @@ impl DmaOps for Attached {
                     );
                     return None;
                 };
-                self.mappings.fetch_add(1, Ordering::Relaxed);
+                self.bounced.fetch_add(1, Ordering::Relaxed);
                 self.bounces.fetch_add(1, Ordering::Relaxed);
                 e.counters.bounces.fetch_add(1, Ordering::Relaxed);
                 kext::trace::bounced(dev, buf.phys(), bus, buf.len(), dir, reason);
@@ -123,7 +132,8 @@ impl DmaOps for Attached {
         let copy = dir.copy_on_unmap(attrs.contains(Attrs::SKIP_CPU_SYNC));
         // The pool finds the address itself: one lookup, whether it is a bounce buffer or not.
         let known = match xlate::bus_to_phys(&e.map, dma).map(|p| e.pool.unmap(p, size, copy)) {
-            Some(Ok(_)) | Some(Err(UnmapError::NotBounceAddress)) | None => self.put_mapping(),
+            Some(Ok(_)) => Self::put(&self.bounced),
+            Some(Err(UnmapError::NotBounceAddress)) | None => Self::put(&self.direct),
             Some(Err(_)) => false,
         };
         if !known {
@@ -184,7 +194,7 @@ impl DmaOps for Attached {
             );
             match decision {
                 Some(policy::CoherentDecision::Direct { dma }) => {
-                    self.mappings.fetch_add(1, Ordering::Relaxed);
+                    self.coherent.fetch_add(1, Ordering::Relaxed);
                     return Some((pages, dma));
                 }
                 Some(policy::CoherentDecision::MakeContiguous { address_bits, .. })
@@ -194,7 +204,7 @@ impl DmaOps for Attached {
                     return match xen_frames::make_contiguous(pages, 0, order, address_bits, gfp) {
                         Ok((pages, mfn)) => {
                             xen_frames::set_remapped(&pages);
-                            self.mappings.fetch_add(1, Ordering::Relaxed);
+                            self.coherent.fetch_add(1, Ordering::Relaxed);
                             self.exchanged.fetch_add(1, Ordering::Relaxed);
                             Some((pages, mfn << xlate::XEN_PAGE_SHIFT))
                         }
@@ -208,7 +218,7 @@ impl DmaOps for Attached {
     }
 
     fn free(&self, dev: &Device, pages: Pages, dma: u64) {
-        if !self.put_mapping() {
+        if !Self::put(&self.coherent) {
             self.engine.unknown(dev, "free", dma, pages.len());
         }
         if self.engine.map.is_pv() && xen_frames::test_clear_remapped(&pages) {
@@ -217,6 +227,14 @@ impl DmaOps for Attached {
             // On failure the contiguous frames stay with the pages (or the pages are leaked
             // after an inconsistent exchange): the domain loses no frames either way.
             if let Err(f) = xen_frames::undo_contiguous(pages, 0, order, GFP_GROW_ATOMIC) {
+                crate::warn_ratelimited!(
+                    "{}: coherent buffer at {:#x} ({} pages): the exchange back failed ({:?}); \
+                     its frames stay with it\n",
+                    dma_ops::device_name(dev),
+                    dma,
+                    1usize << order,
+                    f.error
+                );
                 drop(f.pages);
             }
         }

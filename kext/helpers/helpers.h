@@ -82,6 +82,10 @@ void xendma_mmio_write64(void __iomem *base, unsigned long offset, u64 value);
 
 /* Test-build knobs: which environment the lane runner says we are in ("", "none", "pv"). */
 const char *xendma_expected_xen(void);
+/* Test builds: records, at the start of the module's init, how many fault points the loading
+ * task still had to go under /proc/<pid>/fail-nth (parameter init_fail_nth; 0 without fault
+ * injection), so that fault_inject can start its sweeps at the module's own code. */
+void xendma_kunit_note_init(void);
 /* Test builds only: marks the running KUnit case skipped, with a reason. */
 struct kunit;
 void xendma_kunit_skip(struct kunit *test, const char *reason);

@@ -9,6 +9,7 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/pci.h>
+#include <linux/sched.h>
 #include <linux/stddef.h>
 #include <xen/interface/xen.h>
 #include <xen/interface/memory.h>
@@ -78,6 +79,17 @@ MODULE_PARM_DESC(expect_xen, "test builds: the Xen domain kind the lane runs in 
 const char *xendma_expected_xen(void)
 {
 	return expect_xen;
+}
+
+static unsigned int init_fail_nth;
+module_param(init_fail_nth, uint, 0444);
+MODULE_PARM_DESC(init_fail_nth, "test builds: the loading task's fail-nth when init began (fault_inject)");
+
+void xendma_kunit_note_init(void)
+{
+#ifdef CONFIG_FAULT_INJECTION
+	init_fail_nth = READ_ONCE(current->fail_nth);
+#endif
 }
 
 void xendma_kunit_skip(struct kunit *test, const char *reason)

@@ -2,6 +2,7 @@
 /*
  * mmu interval notifiers, hmm_range_fault and mm references for odp_umem.
  */
+#include <linux/error-injection.h>
 #include <linux/highmem.h>
 #include <linux/hmm.h>
 #include <linux/mman.h>
@@ -106,6 +107,8 @@ int xendma_odp_hmm_fault(struct mmu_interval_notifier *sub, unsigned long seq,
 	}
 	return ret;
 }
+/* An injected error is a failed hmm_range_fault (-EFAULT, -EBUSY, -ENOMEM, ...). */
+ALLOW_ERROR_INJECTION(xendma_odp_hmm_fault, ERRNO);
 
 /* A word as xendma_odp_hmm_fault returns it (with VALID set) to its page. */
 struct page *xendma_odp_hmm_pfn_to_page(unsigned long word)

@@ -3,6 +3,7 @@
  * Xen: the domain kind, the hypervisor version, p2m/m2p lookups, and XENMEM_exchange
  * of pages for machine-contiguous extents (and back).
  */
+#include <linux/error-injection.h>
 #include <linux/mm.h>
 #include <linux/vmstat.h>
 #include <linux/printk.h>
@@ -251,11 +252,14 @@ int xendma_xen_exchange_contig(struct page *page, unsigned int order, unsigned i
 {
 	return xendma_trade(page, order, true, address_bits, mfn, gfp);
 }
+/* An injected error is what Xen refusing the exchange looks like: nothing was done. */
+ALLOW_ERROR_INJECTION(xendma_xen_exchange_contig, ERRNO);
 
 int xendma_xen_exchange_back(struct page *page, unsigned int order, gfp_t gfp)
 {
 	return xendma_trade(page, order, false, 0, NULL, gfp);
 }
+ALLOW_ERROR_INJECTION(xendma_xen_exchange_back, ERRNO);
 
 long xendma_xen_max_ram_page(void)
 {

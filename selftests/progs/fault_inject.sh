@@ -1,0 +1,295 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# fault_inject: failures injected where the modules allocate and call Xen, the way the kernel's
+# fault-injection framework does it (Documentation/fault-injection/). The test kernel has
+# FAILSLAB, FAIL_PAGE_ALLOC and FAIL_FUNCTION; the modules mark their Xen exchange wrappers and
+# the HMM fault with ALLOW_ERROR_INJECTION.
+#
+# Each sweep runs one operation again and again with the N-th fault point of its task failed
+# (/proc/thread-self/fail-nth through /lib/xendma/bin/fail_nth: every slab or page allocation and
+# every armed fail_function probe counts), N = 1, 2, ... until the operation makes fewer than N:
+#   a. insmod odp_umem.ko;
+#   b. insmod xen_swiotlb_rs.ko with the lane's pool (its build; under Xen PV the exchanges are
+#      armed in fail_function, so they fail in turn too);
+#   c. attach to xen_swiotlb_rs (sysfs) of an edu device bound to odp_umem_cdrv, whose driver must
+#      be bound again after every failure;
+#   d. the /dev/odp_umem fuzzer with a random fault point failed in each of its calls
+#      (registration, faults, the C API; odp_fuzz with XENDMA_FUZZ_FAIL_NTH);
+#   e. Xen PV: every exchange failed with fail_function while the pool grows at load, and
+#      the domain's reservation is the same after the unload.
+# Every injected failure must end in an errno (or the operation succeeding without the failed
+# allocation), the module loading or not as a whole, and the device and modules working after
+# (a clean reload, attach and detach, the fuzzer's clean run that reads data back). The lane
+# report adds the kernel log (no WARN, BUG, lockdep) and kmemleak. Prints "# injected: ..." per
+# sweep and "fault_inject: N passed, M failed, K skipped"; exits 4 (skipped) where the kernel has
+# no fault injection (Debian's stock kernel) or debugfs is locked down.
+set -u
+
+NAME=fault_inject
+FI=/sys/kernel/debug
+FAILNTH=/lib/xendma/bin/fail_nth
+SW=xen_swiotlb_rs
+SWP=/sys/module/$SW/parameters
+SWD=/sys/kernel/debug/$SW
+PCI=/sys/bus/pci/devices
+passed=0
+failed=0
+skipped=0
+injected_total=0
+
+result() {  # status what
+	if [ "$1" = 0 ]; then
+		passed=$((passed + 1))
+		echo "ok $((passed + failed + skipped)) - $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $((passed + failed + skipped)) - $2"
+	fi
+}
+check() {  # what command...
+	what=$1
+	shift
+	if "$@"; then result 0 "$what"; else result 1 "$what"; fi
+}
+skip() { skipped=$((skipped + 1)); echo "ok $((passed + failed + skipped)) - $1 # SKIP $2"; }
+diag() { echo "# $*"; }
+finish() {
+	echo "$NAME: $passed passed, $failed failed, $skipped skipped"
+	[ $failed = 0 ]
+	exit $?
+}
+loaded() { grep -q "^$1 " /proc/modules; }
+
+if [ ! -e /proc/self/fail-nth ] || [ ! -d $FI/failslab ]; then
+	echo "# SKIP the kernel has no fault injection (CONFIG_FAULT_INJECTION, FAILSLAB: /proc/self/fail-nth)"
+	exit 4
+fi
+if ! (echo 0 > $FI/failslab/probability) 2> /dev/null; then
+	echo "# SKIP debugfs cannot be written (lockdown), so fault injection cannot be set up"
+	exit 4
+fi
+
+# fail-nth needs the attributes to let the task's allocations through their own filters: sleeping
+# allocations count (ignore-gfp-wait=N), order-0 pages too; no random failures (probability 0),
+# no stack dumps in the log.
+for d in failslab fail_page_alloc; do
+	echo N > $FI/$d/ignore-gfp-wait
+	echo 0 > $FI/$d/probability
+	echo 0 > $FI/$d/verbose
+done
+echo 0 > $FI/fail_page_alloc/min-order
+echo N > $FI/fail_page_alloc/ignore-gfp-highmem
+echo 0 > $FI/fail_function/probability
+echo 0 > $FI/fail_function/verbose
+# The test build's KUnit suites would run at every insmod of the sweeps: filter them all out
+# meanwhile (restored at the end; "*" is every suite).
+KF=/sys/module/kunit/parameters/filter_glob
+KOLD=
+if [ -w $KF ]; then
+	KOLD=$(cat $KF)
+	echo xendma_fault_inject_none > $KF
+fi
+# The kernel's own allocation-failure reports are expected from here on (the lane report lets
+# their stack dumps through between these two markers, and nothing else).
+echo "xendma: fault injection begin" > /dev/kmsg
+
+# Runs one sweep: "fail_nth N OP..." for N = 1, 2, ... (then growing by a quarter past 16, so
+# that a pool build's hundreds of allocations stay a few dozen runs) until a run is not injected.
+# After each run, AFTER (a shell function) checks and repairs; it returns non-zero on a problem.
+# Sets $swept (runs), $injected, $bad (runs with a problem), $errnos (the errnos seen).
+sweep() {  # first after op args...
+	n=$1 after=$2
+	shift 2
+	first=$n swept=0 injected=0 bad=0 errnos=
+	while [ $n -le 4000 ]; do
+		out=$($FAILNTH $n "$@" 2>&1)
+		swept=$((swept + 1))
+		last=
+		case $out in
+		*injected=1*) injected=$((injected + 1)) ;;
+		*injected=0*) last=1 ;;
+		*) diag "fail_nth $n $*: $out"; bad=$((bad + 1)); break ;;
+		esac
+		e=${out#*errno=}
+		e=${e%% *}
+		case " $errnos " in *" $e "*) ;; *) errnos="$errnos $e" ;; esac
+		if ! $after "$out"; then
+			bad=$((bad + 1))
+			diag "problem after the failure of fault point $n: $out"
+			[ $bad -ge 5 ] && break
+		fi
+		# The first run that reached no failure point did the whole operation: done.
+		[ -n "$last" ] && break
+		if [ $((n - first)) -lt 16 ]; then n=$((n + 1)); else n=$((n + (n - first) / 4)); fi
+	done
+	injected_total=$((injected_total + injected))
+	diag "injected: $injected failures in $swept runs (errnos:$errnos)"
+}
+
+# The fault points of the kernel's module loader before the module's init: a full load under
+# fail-nth, whose init records the task's counter (parameter init_fail_nth of the test build).
+# The sweeps of an insmod start after them: those steps (reading the file, the trace events'
+# fields, sysfs) are the kernel's, and 6.12 WARNs when some of those allocations fail.
+loader_points() {  # module name, module.ko, params
+	out=$($FAILNTH 1000000 insmod "$2" "$3" 2>&1)
+	left=$(cat /sys/module/$1/parameters/init_fail_nth 2>/dev/null)
+	loaded $1 && rmmod $1
+	case $out:$left in
+	*rc=0*:[1-9]*) echo $((1000000 - left)) ;;
+	*) diag "a full insmod of $1 under fail-nth: '$out', init_fail_nth '$left'" >&2; echo 0 ;;
+	esac
+}
+
+# --- a. insmod odp_umem ----------------------------------------------------------------------------
+after_odp() {  # loaded as a whole or not at all; unload it again
+	if loaded odp_umem; then
+		case $1 in *rc=0*) ;; *) diag "odp_umem loaded although insmod failed"; return 1 ;; esac
+		# A failed debugfs directory is not an error (the kernel's rule for debugfs): noted only.
+		[ -e /sys/kernel/debug/odp_umem ] || diag "odp_umem loaded without its debugfs counters ($1)"
+		rmmod odp_umem || return 1
+	else
+		case $1 in *rc=0*) diag "insmod said 0 but odp_umem is not loaded"; return 1 ;; esac
+	fi
+	return 0
+}
+if loaded odp_umem && rmmod odp_umem; then
+	pre=$(loader_points odp_umem /lib/xendma/odp_umem.ko "")
+	[ "$pre" -gt 0 ] || result 1 "a. count the loader's fault points before odp_umem's init"
+	sweep $((pre + 1)) after_odp insmod /lib/xendma/odp_umem.ko
+	check "a. insmod odp_umem with fault point $first..$n failed in turn (the loader's first $pre are the kernel's): $injected injected, all survived" \
+		[ $bad = 0 -a $injected -gt 0 ]
+	insmod /lib/xendma/odp_umem.ko
+	check "a. odp_umem loads cleanly after the sweep" loaded odp_umem
+else
+	result 1 "a. unload odp_umem for its sweep"
+fi
+
+# --- b. insmod xen_swiotlb_rs (the pool build, and under Xen PV its exchanges) -------------------------
+XENP=$(cat $SWP/expect_xen 2>/dev/null)
+P0="pool_mb=$(cat $SWP/pool_mb 2>/dev/null) dma_bits=$(cat $SWP/dma_bits 2>/dev/null)"
+PV=
+grep -q "PV" /sys/hypervisor/guest_type 2>/dev/null && PV=1
+[ -z "$PV" ] && [ "$(cat /sys/hypervisor/type 2>/dev/null)" = xen ] && [ ! -e /sys/hypervisor/guest_type ] && PV=1
+ARMED=
+if [ -n "$PV" ]; then
+	for f in xendma_xen_exchange_contig xendma_xen_exchange_back; do
+		echo $f > $FI/fail_function/inject 2>/dev/null && ARMED="$ARMED $f"
+	done
+	check "b. Xen PV: the exchange wrappers are armed in fail_function ($ARMED)" [ -n "$ARMED" ]
+fi
+reservation() {  # the domain's pages, empty outside Xen
+	v=$(cat $SWD/domain_pages 2>/dev/null)
+	case $v in '' | *[!0-9]*) ;; *) echo "$v" ;; esac
+}
+RES0=$(reservation)
+after_sw() {
+	if loaded $SW; then
+		case $1 in *rc=0*) ;; *) diag "$SW loaded although insmod failed"; return 1 ;; esac
+		[ "$(cat $SWD/attached 2>/dev/null)" = 0 ] || { diag "$SW loaded, attached unreadable"; return 1; }
+		rmmod $SW || return 1
+	else
+		case $1 in *rc=0*) diag "insmod said 0 but $SW is not loaded"; return 1 ;; esac
+	fi
+	return 0
+}
+if [ "$(cat $SWD/attached 2>/dev/null)" = 0 ] && rmmod $SW; then
+	pre=$(loader_points $SW /lib/xendma/$SW.ko "${XENP:+expect_xen=$XENP} $P0")
+	[ "$pre" -gt 0 ] || result 1 "b. count the loader's fault points before $SW's init"
+	sweep $((pre + 1)) after_sw insmod /lib/xendma/$SW.ko "${XENP:+expect_xen=$XENP} $P0"
+	check "b. insmod $SW ($P0) with fault point $first..$n failed in turn (the loader's first $pre are the kernel's): $injected injected, all survived" \
+		[ $bad = 0 -a $injected -gt 0 ]
+	insmod /lib/xendma/$SW.ko ${XENP:+expect_xen=$XENP} $P0
+	check "b. $SW loads cleanly after the sweep ($P0)" loaded $SW
+	if [ -n "$RES0" ]; then
+		check "b. Xen: the domain's reservation is intact ($RES0 -> $(reservation) pages)" \
+			[ "$(reservation)" = "$RES0" ]
+	fi
+else
+	result 1 "b. unload $SW for its sweep (nothing attached)"
+fi
+
+# --- c. attach of a device with a driver (odp_umem_cdrv on an edu) -------------------------------------
+# Whatever fails, the device must end with its driver bound again: attached (then detached here)
+# or not attached at all.
+CDRV=/lib/xendma/cdrv/odp_umem_cdrv.ko
+EDU=
+if [ -f $CDRV ] && loaded $SW && insmod $CDRV; then
+	for d in /sys/bus/pci/drivers/odp_umem_cdrv/*:*; do [ -e "$d" ] && EDU=${d##*/}; done
+fi
+driver_of() { [ -e $PCI/$1/driver ] && basename "$(readlink $PCI/$1/driver)"; }
+after_attach() {
+	if grep -q "^$EDU " $SWD/devices 2>/dev/null; then
+		case $1 in *rc=0*) ;; *) diag "$EDU attached although the write failed"; return 1 ;; esac
+		echo $EDU > /sys/module/$SW/detach || return 1
+	else
+		case $1 in *rc=0*) diag "the write said 0 but $EDU is not attached"; return 1 ;; esac
+	fi
+	[ "$(driver_of $EDU)" = odp_umem_cdrv ] ||
+		{ diag "$EDU is left with driver '$(driver_of $EDU)'"; return 1; }
+	return 0
+}
+if [ -z "$EDU" ]; then
+	skip "c. attach under fault injection" "no edu device could be bound to odp_umem_cdrv here"
+else
+	sweep 1 after_attach write /sys/module/$SW/attach $EDU
+	check "c. attach $EDU (driver odp_umem_cdrv) with fault point 1..$n failed in turn: $injected injected, the driver bound again each time" \
+		[ $bad = 0 -a $injected -gt 0 ]
+	echo $EDU > /sys/module/$SW/attach && echo $EDU > /sys/module/$SW/detach
+	rc=$?
+	drv=$(driver_of $EDU)
+	check "c. $EDU attaches and detaches cleanly after the sweep, driver '$drv'" \
+		[ $rc = 0 -a "$drv" = odp_umem_cdrv ]
+fi
+loaded odp_umem_cdrv && rmmod odp_umem_cdrv
+
+# --- d. odp_umem's ioctls and the C API ---------------------------------------------------------
+if [ -e /dev/odp_umem ]; then
+	echo "# d. odp_fuzz with a fault point failed in each call"
+	echo xendma_odp_hmm_fault > $FI/fail_function/inject 2>/dev/null
+	check "d. the HMM fault of odp_umem is armed in fail_function" \
+		grep -q xendma_odp_hmm_fault $FI/fail_function/inject
+	XENDMA_FUZZ_FAIL_NTH=1 XENDMA_FUZZ_ITERS=1500 /lib/xendma/tests/odp_fuzz > /tmp/fi_fuzz 2>&1
+	rc=$?
+	sed 's/^/#   /' /tmp/fi_fuzz
+	inj=$(sed -n 's/^# injected: \([0-9]*\).*/\1/p' /tmp/fi_fuzz)
+	check "d. odp_fuzz under injected failures: every result documented, data read back intact (rc $rc)" \
+		[ $rc = 0 ]
+	check "d. failures were injected into the odp_umem calls (${inj:-none})" [ "${inj:-0}" -gt 0 ]
+	injected_total=$((injected_total + ${inj:-0}))
+	echo '!xendma_odp_hmm_fault' > $FI/fail_function/inject 2>/dev/null
+else
+	skip "d. odp_umem calls under fault injection" "no /dev/odp_umem (production build)"
+fi
+
+# --- e. Xen PV: every exchange fails while the pool is built -----------------------------------------
+if [ -n "$PV" ] && [ -n "$ARMED" ] && [ "$(cat $SWD/attached 2>/dev/null)" = 0 ] && rmmod $SW; then
+	echo Y > $FI/fail_function/task-filter
+	echo 100 > $FI/fail_function/probability
+	echo -1 > $FI/fail_function/times
+	out=$(sh -c "echo 1 > /proc/self/make-it-fail; exec insmod /lib/xendma/$SW.ko ${XENP:+expect_xen=$XENP} $P0" 2>&1)
+	rc=$?
+	echo 0 > $FI/fail_function/probability
+	diag "insmod with every exchange failing: status $rc, '$(echo "$out" | tr '\n' ' ')'"
+	check "e. Xen PV: with every exchange failing, the pool cannot be built and insmod fails" \
+		[ $rc != 0 ]
+	check "e. ... and $SW is not loaded" sh -c "! grep -q '^$SW ' /proc/modules"
+	insmod /lib/xendma/$SW.ko ${XENP:+expect_xen=$XENP} $P0
+	check "e. reloaded as at boot ($P0)" loaded $SW
+	check "e. the domain's reservation is intact ($RES0 -> $(reservation) pages)" \
+		[ "$(reservation)" = "$RES0" ]
+elif [ -n "$PV" ]; then
+	result 1 "e. set up the exchange failure"
+fi
+for f in $ARMED; do echo "!$f" > $FI/fail_function/inject 2>/dev/null; done
+
+# Whatever happened, the modules are loaded again as /init loaded them.
+loaded odp_umem || insmod /lib/xendma/odp_umem.ko
+loaded $SW || insmod /lib/xendma/$SW.ko ${XENP:+expect_xen=$XENP} $P0
+check "both modules loaded at the end" sh -c "grep -q '^odp_umem ' /proc/modules && grep -q '^$SW ' /proc/modules"
+echo "xendma: fault injection end" > /dev/kmsg
+if [ -w $KF ]; then
+	case $KOLD in '' | '(null)') echo '*' > $KF ;; *) echo "$KOLD" > $KF ;; esac
+fi
+diag "injected failures survived in this lane: $injected_total"
+finish
