@@ -10,14 +10,15 @@
 # (/proc/thread-self/fail-nth through /lib/xendma/bin/fail_nth: every slab or page allocation and
 # every armed fail_function probe counts), N = 1, 2, ... until the operation makes fewer than N:
 #   a. insmod odp_umem.ko;
-#   b. insmod xen_swiotlb_rs.ko with the lane's pool (its build; under Xen PV the exchanges are
-#      armed in fail_function, so they fail in turn too);
+#   b. insmod xen_swiotlb_rs.ko with the lane's pool (its build, and under Xen PV the domain's
+#      reservation unchanged after);
 #   c. attach to xen_swiotlb_rs (sysfs) of an edu device bound to odp_umem_cdrv, whose driver must
 #      be bound again after every failure;
 #   d. the /dev/odp_umem fuzzer with a random fault point failed in each of its calls
 #      (registration, faults, the C API; odp_fuzz with XENDMA_FUZZ_FAIL_NTH);
-#   e. Xen PV: every exchange failed with fail_function while the pool grows at load, and
-#      the domain's reservation is the same after the unload.
+#   e. Xen PV: fail_function fails the exchange of a coherent buffer (odp_umem_cdrv's probe on
+#      our ops) and its exchange back (the driver's unbind); the probe fails cleanly, the failure
+#      is logged, the domain's reservation is the same after both.
 # Every injected failure must end in an errno (or the operation succeeding without the failed
 # allocation), the module loading or not as a whole, and the device and modules working after
 # (a clean reload, attach and detach, the fuzzer's clean run that reads data back). The lane
@@ -171,13 +172,6 @@ P0="pool_mb=$(cat $SWP/pool_mb 2>/dev/null) dma_bits=$(cat $SWP/dma_bits 2>/dev/
 PV=
 grep -q "PV" /sys/hypervisor/guest_type 2>/dev/null && PV=1
 [ -z "$PV" ] && [ "$(cat /sys/hypervisor/type 2>/dev/null)" = xen ] && [ ! -e /sys/hypervisor/guest_type ] && PV=1
-ARMED=
-if [ -n "$PV" ]; then
-	for f in xendma_xen_exchange_contig xendma_xen_exchange_back; do
-		echo $f > $FI/fail_function/inject 2>/dev/null && ARMED="$ARMED $f"
-	done
-	check "b. Xen PV: the exchange wrappers are armed in fail_function ($ARMED)" [ -n "$ARMED" ]
-fi
 reservation() {  # the domain's pages, empty outside Xen
 	v=$(cat $SWD/domain_pages 2>/dev/null)
 	case $v in '' | *[!0-9]*) ;; *) echo "$v" ;; esac
@@ -262,26 +256,80 @@ else
 	skip "d. odp_umem calls under fault injection" "no /dev/odp_umem (production build)"
 fi
 
-# --- e. Xen PV: every exchange fails while the pool is built -----------------------------------------
-if [ -n "$PV" ] && [ -n "$ARMED" ] && [ "$(cat $SWD/attached 2>/dev/null)" = 0 ] && rmmod $SW; then
-	echo Y > $FI/fail_function/task-filter
-	echo 100 > $FI/fail_function/probability
-	echo -1 > $FI/fail_function/times
-	out=$(sh -c "echo 1 > /proc/self/make-it-fail; exec insmod /lib/xendma/$SW.ko ${XENP:+expect_xen=$XENP} $P0" 2>&1)
-	rc=$?
+# --- e. Xen PV: the exchanges of a coherent buffer fail (fail_function) ----------------------------
+# fail_function arms functions of loaded modules only (and forgets them at unload), so the
+# exchanges are failed where the loaded module makes them: the coherent buffer odp_umem_cdrv's
+# probe allocates for the 28-bit edu on our ops, and its exchange back when the driver goes. The
+# failure is armed just before the write whose task makes the call (the attach runs the probe,
+# the detach the unbind).
+fail_once() {  # function: arm it to fail its next call, whichever task makes it (only this
+	# module calls it, and nothing else maps through our ops meanwhile)
+	echo "$1" > $FI/fail_function/inject &&
+	echo N > $FI/fail_function/task-filter && echo 1 > $FI/fail_function/interval &&
+	echo 1 > $FI/fail_function/times && echo 100 > $FI/fail_function/probability
+}
+disarm() {
 	echo 0 > $FI/fail_function/probability
-	diag "insmod with every exchange failing: status $rc, '$(echo "$out" | tr '\n' ' ')'"
-	check "e. Xen PV: with every exchange failing, the pool cannot be built and insmod fails" \
-		[ $rc != 0 ]
-	check "e. ... and $SW is not loaded" sh -c "! grep -q '^$SW ' /proc/modules"
-	insmod /lib/xendma/$SW.ko ${XENP:+expect_xen=$XENP} $P0
-	check "e. reloaded as at boot ($P0)" loaded $SW
-	check "e. the domain's reservation is intact ($RES0 -> $(reservation) pages)" \
-		[ "$(reservation)" = "$RES0" ]
-elif [ -n "$PV" ]; then
-	result 1 "e. set up the exchange failure"
+	echo "!$1" > $FI/fail_function/inject 2>/dev/null
+}
+failing() {  # file value: the write
+	echo "$2" > "$1"
+}
+if [ -n "$PV" ]; then
+	EDU=
+	if [ -f $CDRV ] && insmod $CDRV; then
+		for d in /sys/bus/pci/drivers/odp_umem_cdrv/*:*; do [ -e "$d" ] && EDU=${d##*/}; done
+	fi
+	if [ -z "$EDU" ]; then
+		result 1 "e. bind odp_umem_cdrv to an edu device"
+	elif fail_once xendma_xen_exchange_contig; then
+		failing /sys/module/$SW/attach $EDU
+		rc=$?
+		left=$(cat $FI/fail_function/times)
+		disarm xendma_xen_exchange_contig
+		drv=$(driver_of $EDU)
+		if [ "$left" = 0 ]; then
+			m=$(sed -n "s/^$EDU mappings=\([0-9]*\).*/\1/p" $SWD/devices)
+			check "e. the exchange for the probe's coherent buffer failed: attach $rc, the probe failed (driver '$drv'), mappings '$m'" \
+				[ $rc = 0 -a -z "$drv" -a "$m" = 0 ]
+			injected_total=$((injected_total + 1))
+		else
+			skip "e. a failed exchange of a coherent buffer" "fail_function did not fire during the attach (times $left): no exchange was made for the probe's buffer, or none was reached"
+		fi
+		check "e. the domain's reservation is intact after the failed exchange ($RES0 -> $(reservation))" \
+			[ "$(reservation)" = "$RES0" ]
+		echo $EDU > /sys/module/$SW/detach
+		# Attached again with no failure; then the exchange back fails as the driver goes.
+		echo $EDU > /sys/module/$SW/attach
+		exch=$(sed -n "s/^$EDU .*exchanged=\([0-9]*\).*/\1/p" $SWD/devices)
+		if [ "${exch:-0}" -gt 0 ] && fail_once xendma_xen_exchange_back; then
+			failing /sys/module/$SW/detach $EDU
+			rc=$?
+			left=$(cat $FI/fail_function/times)
+			disarm xendma_xen_exchange_back
+			logged=$(dmesg | grep -c 'the exchange back failed')
+			if [ "$left" = 0 ]; then
+				check "e. the exchange back failed at the driver's unbind: detach $rc, logged $logged" \
+					[ $rc = 0 -a "$logged" -gt 0 ]
+			else
+				skip "e. a failed exchange back" "fail_function armed on xendma_xen_exchange_back did not fire during the detach (times $left)"
+			fi
+			if [ "$left" = 0 ]; then
+				injected_total=$((injected_total + 1))
+			else
+				diag "fail_function did not fire on xendma_xen_exchange_back (times $left)"
+			fi
+			check "e. the domain's reservation is intact after the exchange back ($RES0 -> $(reservation))" \
+				[ "$(reservation)" = "$RES0" ]
+		else
+			skip "e. a failed exchange back" "the probe's buffer was not exchanged (exchanged=${exch:-none})"
+			echo $EDU > /sys/module/$SW/detach
+		fi
+	else
+		result 1 "e. arm xendma_xen_exchange_contig in fail_function"
+	fi
+	loaded odp_umem_cdrv && rmmod odp_umem_cdrv
 fi
-for f in $ARMED; do echo "!$f" > $FI/fail_function/inject 2>/dev/null; done
 
 # Whatever happened, the modules are loaded again as /init loaded them.
 loaded odp_umem || insmod /lib/xendma/odp_umem.ko
