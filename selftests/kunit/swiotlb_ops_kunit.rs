@@ -371,13 +371,9 @@ fn exchange_failures(t: &Test) {
         res0,
         xen_frames::reservation()
     );
-    expect!(
-        t,
-        (free1 - free0).abs() <= 32,
-        "free pages {} -> {}",
-        free0,
-        free1
-    );
+    // Nothing lost: a leak lowers the count. The count is the whole system's, and other tasks
+    // may free memory meanwhile (a lane saw 504 pages more), so a rise is not a failure.
+    expect!(t, free1 - free0 >= -32, "free pages {} -> {}", free0, free1);
     expect_eq!(t, xen_frames::reservation(), res0);
     if !pv() {
         return;
