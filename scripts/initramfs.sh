@@ -61,7 +61,8 @@ if [ -n "$stock" ]; then
     for m in "${MODULES[@]}"; do
         cp "$moddir/testdev/$m.ko" "$stage/lib/xendma/testdev/"
     done
-    "$REPO/scripts/stock-modules.sh" "$stage/lib/xendma-stock" nvme
+    # ext4 mounts odp_cdrv_test's ext2 filesystem (Debian builds no ext2 driver).
+    "$REPO/scripts/stock-modules.sh" "$stage/lib/xendma-stock" nvme ext4
     "$REPO/scripts/stock-modules.sh" "$stage/lib/xendma-xen" xen-pcifront
 else
     cp "$KSRC/drivers/pci/xen-pcifront.ko" "$stage/lib/xendma-xen/"

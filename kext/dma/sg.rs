@@ -4,8 +4,8 @@
 
 use crate::kext::bindings as ffi;
 use crate::kext::dma::{
-    check_range, Attrs, DeviceReadable, DeviceReads, DeviceWritable, DeviceWrites, Direction,
-    DmaAddr, DmaDevice, DmaRegion, MapFailed, PAGE_SIZE,
+    check_range, copy_from_dma, Attrs, DeviceReadable, DeviceReads, DeviceWritable, DeviceWrites,
+    Direction, DmaAddr, DmaDevice, DmaRegion, MapFailed, PAGE_SIZE,
 };
 use crate::kext::page::Pages;
 use core::{marker::PhantomData, mem::ManuallyDrop};
@@ -231,6 +231,26 @@ impl<D: Direction> SgMapping<D> {
     /// Mappings are never empty.
     pub fn is_empty(&self) -> bool {
         false
+    }
+
+    /// Reads the CPU's copy of the table's range without taking ownership (volatile). As with
+    /// a single mapping's `peek_unsynced`, the contents are unspecified before `sync_for_cpu`:
+    /// a bounced table shows what its pages held at map time.
+    pub fn peek_unsynced(&self, offset: usize, out: &mut [u8]) -> Result {
+        check_range(offset, out.len(), self.table.len)?;
+        let mut base = 0usize;
+        for p in self.table.pages.iter() {
+            let plen = PAGE_SIZE << p.order();
+            if let Some((range, at)) = overlap(base, plen, self.table.offset + offset, out.len()) {
+                let n = range.len();
+                // SAFETY: `range` lies within the block's `plen` bytes (`overlap`), which the
+                // table owns while `self` lives; volatile reads of memory a device may write are
+                // well defined, and the CPU does not write it while `&self` lives.
+                unsafe { copy_from_dma(&mut out[at..at + n], p.virt().add(range.start)) };
+            }
+            base += plen;
+        }
+        Ok(())
     }
 
     fn sync(&mut self, for_cpu: bool) {

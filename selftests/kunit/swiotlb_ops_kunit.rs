@@ -550,6 +550,25 @@ fn bounce_beyond_mask(t: &Test) {
     });
 }
 
+/// `len` bytes of pattern `seed`.
+fn patterned(len: usize, seed: u8) -> Option<KVec<u8>> {
+    let mut v = KVec::new();
+    for i in 0..len {
+        v.push(pattern(seed, i), GFP_KERNEL).ok()?;
+    }
+    Some(v)
+}
+
+/// A scatter-gather table of `len` bytes from `offset` over three single pages beyond the edu's
+/// mask (`None` when there are no such pages, or no memory).
+fn sg_beyond_mask(offset: usize, len: usize) -> Option<SgTable> {
+    let mut pages = KVec::new();
+    for _ in 0..3 {
+        pages.push(pages_beyond_mask(0)?, GFP_KERNEL).ok()?;
+    }
+    SgTable::new(pages, offset, len, 4096).ok()
+}
+
 /// A scatter-gather table beyond the edu's mask, bounced segment by segment, through the device.
 fn sg_bounce(t: &Test) {
     let Some(sw) = pool(t, 512, false) else {
@@ -558,27 +577,9 @@ fn sg_bounce(t: &Test) {
     let e = sw.engine().clone();
     with_edu(t, &sw, |_, edu| {
         let dma = edu.dma();
-        let mut pages = KVec::new();
-        for _ in 0..3 {
-            let Some(p) = pages_beyond_mask(0) else {
-                expect!(t, false, "no page beyond the edu's mask");
-                return;
-            };
-            if pages.push(p, GFP_KERNEL).is_err() {
-                return;
-            }
-        }
         let len = 3 * 4096 - 300;
-        let Ok(mut sg) = SgTable::new(pages, 100, len, 4096) else {
-            expect!(t, false, "sg table");
-            return;
-        };
-        let mut data = KVec::new();
-        for i in 0..len {
-            if data.push(pattern(4, i), GFP_KERNEL).is_err() {
-                return;
-            }
-        }
+        let mut sg = require_some!(t, sg_beyond_mask(100, len));
+        let data = require_some!(t, patterned(len, 4));
         expect_eq!(t, sg.write(0, &data), Ok(()));
         let dst = require_ok!(
             t,
@@ -610,6 +611,78 @@ fn sg_bounce(t: &Test) {
             off += seg.dma_len();
         }
         expect_eq!(t, off, len);
+        drop(map.unmap());
+        expect_eq!(t, e.pool().used_slots(), 0);
+    });
+}
+
+/// The scatter-gather syncs on a live bounced mapping through our ops: what the device writes
+/// reaches the pages at `sync_for_cpu` and not before (the negative control: until then the pages
+/// keep the CPU's bytes), and what the CPU then writes reaches the device at `sync_for_device`.
+fn sg_sync_live(t: &Test) {
+    let Some(sw) = pool(t, 512, false) else {
+        return;
+    };
+    let e = sw.engine().clone();
+    with_edu(t, &sw, |_, edu| {
+        let dma = edu.dma();
+        let len = 3 * 4096 - 700;
+        let mut sg = require_some!(t, sg_beyond_mask(200, len));
+        let cpu_bytes = require_some!(t, patterned(len, 1));
+        let dev_bytes = require_some!(t, patterned(len, 2));
+        let cpu_again = require_some!(t, patterned(len, 3));
+        let mut out = require_some!(t, patterned(len, 0));
+        expect_eq!(t, sg.write(0, &cpu_bytes), Ok(()));
+        let mut src = require_ok!(
+            t,
+            CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
+        );
+        let mut map = match sg.map::<Bidirectional>(dma, Attrs::NONE) {
+            Ok(m) => m,
+            Err(err) => {
+                expect!(t, false, "sg map: {:?}", err.error);
+                return;
+            }
+        };
+        // The device writes every segment, through the edu's buffer.
+        let mut off = 0usize;
+        for seg in map.segments() {
+            expect!(t, e.owns_bus(seg.dma_handle()), "segment not bounced");
+            let mut done = 0;
+            while done < seg.dma_len() {
+                let n = (seg.dma_len() - done).min(MAX_XFER);
+                let at = off + done;
+                expect_eq!(t, src.write_bytes(0, &dev_bytes[at..at + n]), Ok(()));
+                expect_eq!(t, edu.copy(&src, 0, &seg, done, n), Ok(()));
+                done += n;
+            }
+            off += seg.dma_len();
+        }
+        expect_eq!(t, off, len);
+        expect_eq!(t, map.peek_unsynced(0, &mut out), Ok(()));
+        expect!(
+            t,
+            first_mismatch(&out, 1).is_none(),
+            "before sync_for_cpu the bounced pages must keep the CPU's bytes"
+        );
+        let mut cpu = map.sync_for_cpu();
+        expect_eq!(t, cpu.read(0, &mut out), Ok(()));
+        expect_eq!(t, first_mismatch(&out, 2), None);
+        expect_eq!(t, cpu.write(0, &cpu_again), Ok(()));
+        cpu.sync_for_device();
+        // The device reads every segment back into the coherent buffer.
+        off = 0;
+        for seg in map.segments() {
+            let mut done = 0;
+            while done < seg.dma_len() {
+                let n = (seg.dma_len() - done).min(MAX_XFER);
+                expect_eq!(t, edu.copy(&seg, done, &src, 0, n), Ok(()));
+                expect_eq!(t, src.read_bytes(0, &mut out[..n]), Ok(()));
+                expect_eq!(t, &out[..n], &cpu_again[off + done..off + done + n]);
+                done += n;
+            }
+            off += seg.dma_len();
+        }
         drop(map.unmap());
         expect_eq!(t, e.pool().used_slots(), 0);
     });
@@ -1166,6 +1239,7 @@ kunit_suite!(
         attach_errors,
         bounce_beyond_mask,
         sg_bounce,
+        sg_sync_live,
         exhaustion,
         limits,
         coherent,

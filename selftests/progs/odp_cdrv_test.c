@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,6 +37,11 @@
 #define BOUNCES "/sys/kernel/debug/xen_swiotlb_rs/bounces"
 #define ACC_R 1
 #define ACC_RW 3
+/* The dirty-tracking case's filesystem: ext2 (busybox's mke2fs) on the nvme disk. */
+#define DISK "/dev/nvme0n1"
+#define MNT "/tmp/odp_cdrv_disk"
+#define DISK_FILE MNT "/device-written"
+#define FILE_PAGES 4
 
 static int finish(void)
 {
@@ -113,6 +119,127 @@ static int all(const uint8_t *p, uint64_t len, uint8_t v)
 		if (p[i] != v)
 			return 0;
 	return 1;
+}
+
+/* Why the dirty-tracking case cannot run (NULL: the filesystem is mounted at MNT). */
+static const char *disk_skip = "the disk was not prepared";
+
+static int drop_caches(void)
+{
+	sync();
+	return write_file("/proc/sys/vm/drop_caches", "3");
+}
+
+/* Makes an ext2 filesystem on the nvme disk and mounts it; sets disk_skip on failure. */
+static void prepare_disk(void)
+{
+	struct stat st;
+	int r;
+
+	if (stat(DISK, &st) || !S_ISBLK(st.st_mode)) {
+		disk_skip = "no nvme disk (" DISK ")";
+		return;
+	}
+	mkdir(MNT, 0700);
+	r = system("mke2fs -F " DISK " > /dev/null 2>&1");
+	check(r == 0, "mke2fs on %s (exit status %d)", DISK, r);
+	if (r) {
+		disk_skip = "mke2fs failed";
+		return;
+	}
+	r = mount(DISK, MNT, "ext2", 0, NULL) ? -errno : 0;
+	if (r == -ENODEV) {
+		disk_skip = "the kernel has no ext2 driver";
+		return;
+	}
+	check(r == 0, "mount the ext2 filesystem on %s (%d)", DISK, r);
+	if (!r)
+		disk_skip = NULL;
+}
+
+/*
+ * Dirty tracking through a real filesystem: a MAP_SHARED file on the nvme disk, written by the
+ * device only (the CPU never touches the mapping), unmapped without msync. After sync, dropping
+ * the caches and a remount, the file on the disk must hold the device's bytes: the kernel learns
+ * that the pages changed only from odp_umem. With `bounced`, a write whose bytes the driver never
+ * synced (ODP_CDRV_NOSYNC) must not be in the file: this negative control shows that the check
+ * reads the disk, not a cached page.
+ */
+static void run_disk_case(const char *where, int bounced)
+{
+	const uint64_t size = FILE_PAGES * PAGE, off = PAGE + 300, len = 5000;
+	const uint64_t ctl = 3 * PAGE + 16, ctl_len = 1000;
+	static uint8_t buf[FILE_PAGES * PAGE];
+	uint8_t *p;
+	int f, dev, r, n;
+
+	if (disk_skip) {
+		skip("device writes reach the disk through a MAP_SHARED file", disk_skip);
+		return;
+	}
+	memset(buf, 0x11, size);
+	f = open(DISK_FILE, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	r = f >= 0 && pwrite(f, buf, size, 0) == (ssize_t)size && !fsync(f);
+	check(r, "%s: a file of %d pages on the disk (%s)", where, FILE_PAGES, r ? "ok" : strerror(errno));
+	if (f >= 0)
+		close(f);
+	if (!r)
+		return;
+	r = drop_caches();
+	check(r == 0, "%s: drop the page cache, so the file's pages come from the disk (%d)", where, r);
+
+	f = open(DISK_FILE, O_RDWR);
+	p = f >= 0 ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0) : MAP_FAILED;
+	dev = open("/dev/odp_umem_cdrv", O_RDWR);
+	if (p == MAP_FAILED || dev < 0) {
+		check(0, "%s: map the file and open the driver: %s", where, strerror(errno));
+		goto out;
+	}
+	r = xfer(dev, ODP_CDRV_REG, p, size, NULL, ACC_RW, 0);
+	check(r == 0, "%s: odp_umem_get over the MAP_SHARED file (%d)", where, r);
+	r = r ?: xfer(dev, ODP_CDRV_WRITE, p + off, len, NULL, 0, 21);
+	check(r == 0, "%s: the device wrote %lu bytes across pages 1 and 2 of the file (%d)", where,
+	      (unsigned long)len, r);
+	if (bounced) {
+		r = xfer(dev, ODP_CDRV_WRITE, p + ctl, ctl_len, NULL, ODP_CDRV_NOSYNC, 22);
+		check(r == 0, "%s: the device wrote page 3, the driver left out the sync (%d)", where, r);
+	}
+	n = ioctl(dev, ODP_CDRV_INVALIDATIONS, 0);
+	r = munmap(p, size) ? -errno : 0;
+	p = MAP_FAILED;
+	check(r == 0 && ioctl(dev, ODP_CDRV_INVALIDATIONS, 0) > n,
+	      "%s: munmap without msync invalidates the umem (%d)", where, r);
+	close(dev);
+	dev = -1;
+	close(f);
+	f = -1;
+
+	r = drop_caches();
+	r = r ?: umount(MNT) ? -errno : 0;
+	r = r ?: mount(DISK, MNT, "ext2", 0, NULL) ? -errno : 0;
+	check(r == 0, "%s: sync, drop the caches, remount (%d)", where, r);
+	if (r) {
+		disk_skip = "the filesystem could not be mounted again";
+		return;
+	}
+	memset(buf, 0, size);
+	f = open(DISK_FILE, O_RDONLY);
+	r = f >= 0 && pread(f, buf, size, 0) == (ssize_t)size;
+	check(r && all(buf, off, 0x11) && holds_pattern(buf + off, len, 21) &&
+	      all(buf + off + len, (bounced ? ctl : size) - off - len, 0x11),
+	      "%s: the file read back from the disk holds the device's %lu bytes, and only them", where,
+	      (unsigned long)len);
+	if (bounced)
+		check(r && all(buf + ctl, size - ctl, 0x11),
+		      "%s: negative control: the bytes the driver never synced are not on the disk", where);
+out:
+	if (p != MAP_FAILED)
+		munmap(p, size);
+	if (dev >= 0)
+		close(dev);
+	if (f >= 0)
+		close(f);
+	unlink(DISK_FILE);
 }
 
 /*
@@ -292,7 +419,9 @@ int main(void)
 		skip("the C API on the edu device", "no edu device was free for odp_umem_cdrv");
 	} else {
 		printf("# odp_umem_cdrv drives %s\n", bdf);
+		prepare_disk();
 		run_cases("kernel's ops", 0);
+		run_disk_case("kernel's ops", 0);
 		if (!stat(SWIOTLB "/attach", &st)) {
 			int f = open(SWIOTLB "/parameters/force_bounce", O_RDONLY);
 			ssize_t n = f >= 0 ? read(f, old_force, sizeof(old_force) - 1) : -1;
@@ -306,10 +435,12 @@ int main(void)
 			check(r == 0, "force_bounce=1 (%d)", r);
 			r = write_file(SWIOTLB "/attach", bdf);
 			check(r == 0, "attach %s to xen_swiotlb_rs (%d)", bdf, r);
-			if (!r && !bound_device(bdf, sizeof(bdf)))
+			if (!r && !bound_device(bdf, sizeof(bdf))) {
 				run_cases("xen_swiotlb_rs's ops, forced bounce", 1);
-			else if (!r)
+				run_disk_case("xen_swiotlb_rs's ops, forced bounce", 1);
+			} else if (!r) {
 				check(0, "odp_umem_cdrv is bound again after the attach");
+			}
 			if (!r) {
 				r = write_file(SWIOTLB "/detach", bdf);
 				check(r == 0, "detach %s (%d)", bdf, r);
@@ -319,6 +450,8 @@ int main(void)
 			skip("the C API on xen_swiotlb_rs's ops", "xen_swiotlb_rs is not loaded");
 		}
 	}
+	if (!disk_skip)
+		umount(MNT);
 	r = syscall(SYS_delete_module, "odp_umem_cdrv", O_NONBLOCK) ? -errno : 0;
 	check(r == 0, "rmmod odp_umem_cdrv (%d)", r);
 	return finish();
