@@ -5,8 +5,8 @@
 use crate::kext::bindings as ffi;
 use crate::kext::compat::{AsBytes, FromBytes};
 use crate::kext::dma::{
-    check_range, copy_from_dma, copy_to_dma, raw_gfp, Attrs, DeviceReadable, DeviceWritable,
-    DmaAddr, DmaDevice, DmaRegion, MAX_ALLOC,
+    check_range, copy_from_dma, copy_to_dma, raw_gfp, Attrs, BufferPages, DeviceReadable,
+    DeviceWritable, DmaAddr, DmaDevice, DmaRegion, MAX_ALLOC,
 };
 use crate::kext::mm::VmArea;
 use core::ptr::NonNull;
@@ -166,6 +166,23 @@ impl<T: AsBytes + FromBytes> CoherentAllocation<T> {
                 self.attrs.bits() as kernel::ffi::c_ulong,
             )
         })
+    }
+}
+
+impl<T: AsBytes + FromBytes> CoherentAllocation<T> {
+    /// The pages behind the buffer as a scatter-gather table (`dma_get_sgtable_attrs`, through
+    /// the device's ops), for sharing the buffer with another device.
+    pub fn pages(&self) -> Result<BufferPages> {
+        // SAFETY: the live buffer's own addresses, size and attributes (type invariant).
+        unsafe {
+            BufferPages::get(
+                &self.dev,
+                self.bytes_ptr(),
+                self.dma,
+                self.size(),
+                self.attrs.bits() as kernel::ffi::c_ulong,
+            )
+        }
     }
 }
 

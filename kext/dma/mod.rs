@@ -19,10 +19,12 @@
 //! - [`SgTable`] and [`SgMapping`]: scatter-gather tables built from pages, mapped and iterated
 //!   by DMA segment.
 //! - [`PageMapping`]: a streaming mapping of one page that someone else owns.
+//! - [`DmaPages`]: non-coherent pages the device can reach (`dma_alloc_pages`), synced by hand;
+//!   [`BufferPages`]: the pages behind a coherent buffer (`dma_get_sgtable_attrs`).
 //! - [`ops`] (xen_swiotlb_rs): a `dma_map_ops` table built from a Rust trait.
 //!
 //! One file per concept: `device.rs`, `coherent.rs`, `pool.rs`, `streaming.rs`, `sg.rs`,
-//! `ops.rs`. Pages themselves are [`crate::kext::page`]'s.
+//! `pages.rs`, `ops.rs`. Pages themselves are [`crate::kext::page`]'s.
 //!
 //! All errors are the kernel's: `EIO` for masks the platform refuses, `ENOMEM` for allocation
 //! and mapping failures (`dma_mapping_error`), `EINVAL` for requests that are malformed before
@@ -49,6 +51,8 @@ mod device;
 #[cfg(xendma_swiotlb)]
 pub mod ops;
 #[cfg(xendma_testdev)]
+mod pages;
+#[cfg(xendma_testdev)]
 mod pool;
 #[cfg(xendma_testdev)]
 mod sg;
@@ -57,6 +61,8 @@ mod streaming;
 #[cfg(xendma_testdev)]
 pub use coherent::CoherentAllocation;
 pub use device::DmaDevice;
+#[cfg(xendma_testdev)]
+pub use pages::{BufferPages, DmaPages};
 #[cfg(xendma_testdev)]
 pub use pool::{DmaPool, PoolBlock};
 #[cfg(xendma_testdev)]

@@ -91,6 +91,16 @@ void xendma_dma_sync_sgtable_for_device(struct device *dev, struct sg_table *sgt
 	dma_sync_sgtable_for_device(dev, sgt, dir);
 }
 
+u64 xendma_sg_phys(struct scatterlist *sg)
+{
+	return sg_phys(sg);
+}
+
+unsigned int xendma_sg_length(struct scatterlist *sg)
+{
+	return sg->length;
+}
+
 u64 xendma_sg_dma_address(struct scatterlist *sg)
 {
 	return sg_dma_address(sg);

@@ -54,6 +54,9 @@ void xendma_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt, int dir,
 			      unsigned long attrs);
 void xendma_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt, int dir);
 void xendma_dma_sync_sgtable_for_device(struct device *dev, struct sg_table *sgt, int dir);
+struct scatterlist;
+u64 xendma_sg_phys(struct scatterlist *sg);
+unsigned int xendma_sg_length(struct scatterlist *sg);
 u64 xendma_sg_dma_address(struct scatterlist *sg);
 unsigned int xendma_sg_dma_len(struct scatterlist *sg);
 

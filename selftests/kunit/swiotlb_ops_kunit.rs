@@ -13,8 +13,8 @@
 use crate::edu::{Edu, EduDriver, MAX_XFER};
 use crate::kext::compat::ARef;
 use crate::kext::dma::{
-    Attrs, Bidirectional, CoherentAllocation, DmaDevice, DmaPool, DmaRegion, FromDevice, Mapping,
-    SgTable, ToDevice,
+    Attrs, Bidirectional, CoherentAllocation, DmaDevice, DmaPages, DmaPool, DmaRegion, FromDevice,
+    Mapping, SgTable, ToDevice,
 };
 use crate::kext::page::{Gfp, Pages, Zone};
 use crate::kext::xen_frames;
@@ -888,6 +888,71 @@ fn coherent(t: &Test) {
     });
 }
 
+/// `alloc_pages_op`/`free_pages` and `get_sgtable` on our ops: non-coherent pages under the
+/// edu's mask (exchanged under Xen PV, counted, given back when freed), which the device writes
+/// and reads through `sync_for_cpu`/`sync_for_device`; and the table of a coherent buffer's pages,
+/// whose page is the one the device reaches at the buffer's bus address.
+fn pages_and_sgtable(t: &Test) {
+    let Some(sw) = pool(t, 256, false) else {
+        return;
+    };
+    with_edu(t, &sw, |dev, edu| {
+        let dma = edu.dma();
+        let len = 3 * 4096;
+        let mut src = require_ok!(
+            t,
+            CoherentAllocation::<u8>::alloc(dma, len, GFP_KERNEL, Attrs::NONE)
+        );
+        let (maps0, _) = attached_counts(&sw, dev);
+        let mut pages = require_ok!(t, DmaPages::alloc(dma, len, GFP_KERNEL));
+        expect!(
+            t,
+            pages.dma_handle() + len as u64 - 1 <= dma_bit_mask(edu_bits()),
+            "dma_alloc_pages gave {:#x}, beyond the edu's mask",
+            pages.dma_handle()
+        );
+        expect_eq!(t, bus_of(pages.phys()), Some(pages.dma_handle()));
+        expect_eq!(t, attached_counts(&sw, dev).0, maps0 + 1);
+        let exchanged = sw.with_attached(dev, |a| a.exchanged()).unwrap_or(0);
+        if pv() {
+            expect!(
+                t,
+                exchanged > 0,
+                "the pages were not exchanged under Xen PV"
+            );
+        }
+        // The device writes them, the CPU reads after sync_for_cpu.
+        let dev_bytes = require_some!(t, patterned(len, 5));
+        let cpu_bytes = require_some!(t, patterned(len, 6));
+        let mut out = require_some!(t, patterned(len, 0));
+        expect_eq!(t, src.write_bytes(0, &dev_bytes), Ok(()));
+        pages.sync_for_device();
+        expect_eq!(t, edu.copy(&src, 0, &pages, 0, len), Ok(()));
+        pages.sync_for_cpu();
+        expect_eq!(t, pages.read_bytes(0, &mut out), Ok(()));
+        expect_eq!(t, first_mismatch(&out, 5), None);
+        // The CPU writes, the device reads after sync_for_device.
+        expect_eq!(t, pages.write_bytes(0, &cpu_bytes), Ok(()));
+        pages.sync_for_device();
+        expect_eq!(t, edu.copy(&pages, 0, &src, 0, len), Ok(()));
+        expect_eq!(t, src.read_bytes(0, &mut out), Ok(()));
+        expect_eq!(t, first_mismatch(&out, 6), None);
+        drop(pages);
+        expect_eq!(t, attached_counts(&sw, dev).0, maps0);
+
+        // get_sgtable: one entry covering the buffer, at the page the device writes.
+        let table = require_ok!(t, src.pages());
+        let mut ranges = [(0u64, 0usize); 4];
+        let n = table.ranges(&mut ranges);
+        expect_eq!(t, (n, table.entries()), (1, 1));
+        expect_eq!(t, ranges[0].1, len);
+        expect_eq!(t, bus_of(ranges[0].0), Some(src.dma_handle()));
+        drop(table);
+        drop(src);
+        expect_eq!(t, sw.with_attached(dev, |a| a.exchanged()), Some(0));
+    });
+}
+
 /// A detach with mappings outstanding is refused; unmap, then it succeeds.
 fn detach_busy(t: &Test) {
     let Some(sw) = pool(t, 256, true) else {
@@ -1243,6 +1308,7 @@ kunit_suite!(
         exhaustion,
         limits,
         coherent,
+        pages_and_sgtable,
         detach_busy,
         unknown_addresses,
         straddle,
