@@ -2,12 +2,14 @@
 # Builds one variant of the modules out of a copy of the sources, so that the production build in
 # the repository and the test build never overwrite each other's objects.
 #   build-modules.sh prod|test|testdev OUT_DIR
+# Against KSRC (lib.sh; the KASAN lane's kernel with KSRC=$KASAN_KSRC XENDMA_LLVM=1).
 # test: KUnit suites included, with CLIPPY=1 W=1. testdev: the test devices without KUnit (make run's
 # /dev/odp_umem). Fails on any compiler, clippy or rustfmt warning.
 . "$(dirname "$0")/lib.sh"
 
 variant=$1 out=$2
-src=$BUILD/src-$variant
+# MOD_SRC: where the sources are copied and built (another kernel's build keeps its own objects).
+src=${MOD_SRC:-$BUILD/src-$variant}
 mkdir -p "$src" "$out"
 copy_sources "$src"
 

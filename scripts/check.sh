@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make check: installs what is missing, builds the test kernel (cached), prepares Debian's stock
-# kernel (cached) and builds the modules for both, then runs every lane: host, qemu, dom0, domU on the
-# 6.12 test kernel, and lockdown (booted with lockdown=integrity, the production modules signed with
+# kernel (cached) and builds the modules for both, then runs every lane: host, qemu, dom0, domU on
+# the 6.12 test kernel, kasan (that kernel built by clang with KASAN, UBSAN and KFENCE, in the
+# background), and lockdown (booted with lockdown=integrity, the production modules signed with
 # its key); stock-build (with make install and DKMS), stock-qemu (the DKMS-installed modules),
 # stock-lockdown, stock-dom0, stock-domU on the unmodified stock kernel.
 # Each lane prints "LANE: N passed, M failed"; the last line is the total. Logs and summary.tsv go
@@ -59,6 +60,22 @@ PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/lockdown.cpio.gz" "$
 vm lockdown plain "$out/lockdown.cpio.gz" 300 "xendma.lane=lockdown lockdown=integrity"
 lane lockdown report lockdown "$out/logs/lockdown.console.log" "$BUILD/mod-prod"
 
+# kasan: the qemu lane's suites and programs on the test kernel built by clang with generic KASAN,
+# UBSAN and KFENCE (kconfig/kasan/); any report of theirs fails the lane. The Xen and stock-qemu
+# boots below run single-threaded TCG and leave a core idle: the KASAN kernel (cached; about 14
+# minutes cold, niced), its modules and its VM (single-threaded, its own disk; the guest runs about
+# 2.5 times slower under KASAN) use it, in the background. Judged at the end.
+kasan_lane() {
+    local env=(KSRC="$KASAN_KSRC" XENDMA_LLVM=1)
+    nice -n 19 env "${env[@]}" KCONFIG_EXTRA="$REPO/kconfig/kasan/kasan.config" "$REPO/scripts/kernel.sh" &&
+        nice -n 19 env "${env[@]}" MOD_SRC="$BUILD/src-kasan" "$REPO/scripts/build-modules.sh" test "$BUILD/mod-kasan" &&
+        "$REPO/scripts/initramfs.sh" "$out/kasan.cpio.gz" "$BUILD/mod-kasan" plain trace-cmd &&
+        NVME_IMG=$BUILD/nvme-kasan.img TCG_THREAD=single KERNEL=$KASAN_KSRC/arch/x86/boot/bzImage \
+            vm kasan plain "$out/kasan.cpio.gz" 2000 "xendma.lane=kasan kasan_multi_shot"
+}
+kasan_lane > "$out/logs/kasan.build.log" 2>&1 &
+kasan_pid=$!
+
 # dom0 and domU: one Xen boot; dom0 runs its lane, then starts the domU with the edu (00:03.0) and
 # the second nvme controller (00:06.0) passed through.
 # Under TCG the PV domU is the slow part: on a 2-core machine of this kind (2026-11-30) its
@@ -105,6 +122,11 @@ cp "$out/logs/stock-xen.console.log.qemu" "$out/logs/stock-domU.console.log.qemu
 sed -n '/@@XENDMA-DOMU-START/,$p' "$out/logs/stock-xen.console.log" | grep -a '^(XEN)' \
     > "$out/logs/stock-domU.console.log.xen" || true
 lane stock-domU report stock-domU "$out/logs/stock-domU.console.log" "$BUILD/mod-stock"
+
+if ! wait $kasan_pid; then
+    tail -20 "$out/logs/kasan.build.log"
+fi
+lane kasan report kasan "$out/logs/kasan.console.log" "$BUILD/mod-kasan"
 
 echo "logs: $out/logs"
 echo "summary: $out/summary.tsv"

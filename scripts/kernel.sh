@@ -13,7 +13,8 @@ tarball=/usr/src/linux-source-6.12.tar.xz
 
 kver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
 key=$( { echo "$kver"; cat "${fragments[@]}"; gcc --version | head -1; /usr/bin/rustc --version;
-         "$TOOLS/bin/bindgen" --version; } | sha256sum | cut -c1-16)
+         "$TOOLS/bin/bindgen" --version; if [ "${XENDMA_LLVM:-0}" = 1 ]; then clang --version | head -1; fi
+       } | sha256sum | cut -c1-16)
 stamp=$KSRC/.xendma-stamp
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -f "$KSRC/arch/x86/boot/bzImage" ]; then

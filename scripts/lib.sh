@@ -15,6 +15,8 @@ BUILD=${BUILD:-$REPO/build}
 # Debian's stock Rust-enabled kernel (scripts/stock-kernel.sh): a sid chroot with its compiler, the
 # unmodified kernel and modules, and a tree prepared with the Rust metadata its headers lack.
 STOCK=${STOCK:-$XENDMA_CACHE/stock}
+# The KASAN lane's kernel: the test kernel's fragments plus kconfig/kasan/, built with LLVM=1.
+KASAN_KSRC=${KASAN_KSRC:-$XENDMA_CACHE/linux-kasan}
 BINDGEN_VERSION=0.73.2
 # The dom0 test lane's kernel arguments: a small swiotlb-xen pool of the kernel's own (8 MiB,
 # smaller than the growth test's burst) and xen_swiotlb_rs on 16 MiB below 2^28 (the 28-bit edu),
@@ -24,6 +26,9 @@ DOM0_ARGS="swiotlb=4096 xendma.swiotlb=pool_mb=16:dma_bits=28"
 # The kernel is built by Debian's rustc-web (1.96, with rust-src); rustup's toolchain lacks core's sources.
 KRUST=(RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt
        CLIPPY_DRIVER=/usr/bin/clippy-driver BINDGEN="$TOOLS/bin/bindgen")
+# XENDMA_LLVM=1: C built by clang too (the KASAN lane's kernel and the modules built against it:
+# 6.12 allows KASAN with Rust only with clang).
+if [ "${XENDMA_LLVM:-0}" = 1 ]; then KRUST+=(LLVM=1); fi
 
 # rustup's cargo (host tests, bindgen-cli install) may not be on PATH in a non-login shell.
 case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) PATH=$PATH:$HOME/.cargo/bin ;; esac

@@ -16,7 +16,8 @@ kernel=${KERNEL:-$KSRC/arch/x86/boot/bzImage}
 # (int3 in sched_clock_cpu while unpacking the initramfs: code being patched on one vCPU while the
 # other ran it); single-threaded TCG runs one vCPU at a time.
 tcg_thread=${TCG_THREAD:-multi}
-nvme=$BUILD/nvme.img
+# NVME_IMG: the plain VM's disk (a VM running beside another gets its own).
+nvme=${NVME_IMG:-$BUILD/nvme.img}
 [ -f "$nvme" ] || truncate -s 64M "$nvme"
 nvme_domu=$BUILD/nvme-domU.img
 [ -f "$nvme_domu" ] || truncate -s 64M "$nvme_domu"

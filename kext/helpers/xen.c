@@ -4,6 +4,7 @@
  * of pages for machine-contiguous extents (and back).
  */
 #include <linux/error-injection.h>
+#include <linux/fault-inject.h>
 #include <linux/mm.h>
 #include <linux/vmstat.h>
 #include <linux/printk.h>
@@ -247,9 +248,33 @@ static int xendma_trade(struct page *page, unsigned int order, bool to_contig, u
 	return rc < 0 && rc != -ENOMEM ? (int)rc : -ENOMEM;
 }
 
+#if defined(XENDMA_KUNIT) && IS_ENABLED(CONFIG_FAULT_INJECTION)
+/*
+ * Test builds: each exchange is a fault point of the calling task for fail-nth
+ * (Documentation/fault-injection/fault-injection.rst), consulted in task context; fail_function
+ * cannot do this on the test kernel, whose int3 kprobe handler runs as an NMI, where fail-nth is
+ * not consulted. The probability stays 0, so only fail-nth fails an exchange; no report is
+ * printed (the caller's errno and log say what happened).
+ */
+static struct fault_attr xendma_exchange_fault = FAULT_ATTR_INITIALIZER;
+
+static bool xendma_exchange_fails(void)
+{
+	WRITE_ONCE(xendma_exchange_fault.verbose, 0);
+	return should_fail(&xendma_exchange_fault, 1);
+}
+#else
+static bool xendma_exchange_fails(void)
+{
+	return false;
+}
+#endif
+
 int xendma_xen_exchange_contig(struct page *page, unsigned int order, unsigned int address_bits,
 			       u64 *mfn, gfp_t gfp)
 {
+	if (xendma_exchange_fails())
+		return -ENOMEM;
 	return xendma_trade(page, order, true, address_bits, mfn, gfp);
 }
 /* An injected error is what Xen refusing the exchange looks like: nothing was done. */
@@ -257,6 +282,8 @@ ALLOW_ERROR_INJECTION(xendma_xen_exchange_contig, ERRNO);
 
 int xendma_xen_exchange_back(struct page *page, unsigned int order, gfp_t gfp)
 {
+	if (xendma_exchange_fails())
+		return -ENOMEM;
 	return xendma_trade(page, order, false, 0, NULL, gfp);
 }
 ALLOW_ERROR_INJECTION(xendma_xen_exchange_back, ERRNO);

@@ -6,6 +6,7 @@
  * reads the copy through the mapping.
  * Prints one KTAP line per check and "edu_mmap: N passed, M failed"; exits non-zero on failure.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -47,6 +48,20 @@ static int copy(int fd, uint32_t src, uint32_t dst, uint32_t len, uint32_t flags
 	return ioctl(fd, EDU_COPY, &c) ? -errno : 0;
 }
 
+/* Names the device the open bound the driver to ("# device BDF"), for callers that check whose
+ * DMA ops it has. */
+static void print_bound_device(void)
+{
+	DIR *d = opendir("/sys/bus/pci/drivers/xendma_edu");
+	struct dirent *e;
+
+	while (d && (e = readdir(d)))
+		if (strchr(e->d_name, ':'))
+			printf("# device %s\n", e->d_name);
+	if (d)
+		closedir(d);
+}
+
 int main(void)
 {
 	int fd = open("/dev/xendma_edu", O_RDWR);
@@ -69,6 +84,7 @@ int main(void)
 		perror("open");
 		goto out;
 	}
+	print_bound_device();
 	check(open("/dev/xendma_edu", O_RDWR) < 0 && errno == EBUSY, "a second open is refused (EBUSY)");
 
 	p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -613,6 +613,11 @@ if [ "$(cnt attached)" = 0 ] && rmmod $MOD; then
 	else
 		check "edu_mmap passes with its edu on our ops (alloc, mmap, device copies)" \
 			grep -q '^edu_mmap: [1-9][0-9]* passed, 0 failed' "$TMP/edu_mmap"
+		# The device it drove must be one of ours: the first free edu, not one left on the
+		# kernel's ops.
+		ran_on=$(sed -n 's/^# device //p' "$TMP/edu_mmap" | head -n 1)
+		check "edu_mmap drove ${ran_on:-no device}, which is attached to $MOD" \
+			[ -n "$ran_on" -a -n "$(devline "$ran_on")" ]
 	fi
 	diag "devices: $(tr '\n' ';' < "$DBG/devices")"
 	for d in $EDUS; do
