@@ -90,22 +90,23 @@ impl DmaPages {
 
     /// Hands the pages to the CPU: what the device wrote becomes visible.
     pub fn sync_for_cpu(&self) {
-        // SAFETY: the whole allocation, bidirectional, as allocated (type invariant).
-        unsafe {
-            ffi::xendma_dma_sync_single_for_cpu(
-                self.dev.as_raw(),
-                self.dma,
-                self.size,
-                BIDIRECTIONAL as kernel::ffi::c_int,
-            )
-        };
+        self.sync(true);
     }
 
     /// Hands the pages to the device: what the CPU wrote becomes visible to it.
     pub fn sync_for_device(&self) {
-        // SAFETY: as in `sync_for_cpu`.
+        self.sync(false);
+    }
+
+    fn sync(&self, for_cpu: bool) {
+        let sync = if for_cpu {
+            ffi::xendma_dma_sync_single_for_cpu
+        } else {
+            ffi::xendma_dma_sync_single_for_device
+        };
+        // SAFETY: the whole allocation, bidirectional, as allocated (type invariant).
         unsafe {
-            ffi::xendma_dma_sync_single_for_device(
+            sync(
                 self.dev.as_raw(),
                 self.dma,
                 self.size,
