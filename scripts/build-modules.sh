@@ -82,7 +82,9 @@ if [ "$variant" = test ]; then
         [ -x "$sh" ] || continue
         install -m 755 "$sh" "$out/tests/$(basename "$sh" .sh)"
     done
-    # Tools of the tests (selftests/bin: the disk soak of xen_swiotlb_attach).
+    # Tools of the tests (selftests/bin: the disk soak of xen_swiotlb_attach) and the shell
+    # programs' shared test-line helpers (selftests/lib/ktap.sh).
+    install -m 644 "$REPO/selftests/lib/ktap.sh" "$out/bin/ktap.sh"
     for c in "$REPO"/selftests/bin/*.c; do
         [ -e "$c" ] || continue
         gcc -static -O2 -Wall -Wextra -Werror -o "$out/bin/$(basename "$c" .c)" "$c" \

@@ -4,7 +4,8 @@
 # the 6.12 test kernel, kasan (that kernel built by clang with KASAN, UBSAN and KFENCE, in the
 # background), and lockdown (booted with lockdown=integrity, the production modules signed with
 # its key); stock-build (with make install and DKMS), stock-qemu (the DKMS-installed modules),
-# stock-lockdown, stock-dom0, stock-domU on the unmodified stock kernel.
+# stock-iommu (behind QEMU's intel-iommu), stock-lockdown, stock-dom0, stock-domU on the
+# unmodified stock kernel.
 # Each lane prints "LANE: N passed, M failed"; the last line is the total. Logs and summary.tsv go
 # to build/check/.
 . "$(dirname "$0")/lib.sh"
@@ -107,6 +108,11 @@ dk=$BUILD/mod-stock-dkms
 PROG_DIR=$BUILD/mod-test CDRV_DIR=$BUILD/mod-stock "$REPO/scripts/initramfs.sh" "$out/stock-plain.cpio.gz" "$dk" stock-plain trace-cmd,bpftrace
 TCG_THREAD=single KERNEL=$(stock_vmlinuz) vm stock-qemu plain "$out/stock-plain.cpio.gz" 900 "xendma.lane=stock-qemu"
 lane stock-qemu report stock-qemu "$out/logs/stock-qemu.console.log" "$dk"
+# stock-iommu: the same image on a VM with QEMU's intel-iommu, booted with intel_iommu=on: devices
+# on the kernel's iommu-dma path are refused, and keep working (selftests/iommu/iommu_dma.sh).
+IOMMU=1 TCG_THREAD=single KERNEL=$(stock_vmlinuz) vm stock-iommu plain "$out/stock-plain.cpio.gz" 400 \
+    "xendma.lane=stock-iommu intel_iommu=on iommu.strict=1"
+lane stock-iommu report stock-iommu "$out/logs/stock-iommu.console.log" "$dk"
 PROG_DIR=$BUILD/mod-test "$REPO/scripts/initramfs.sh" "$out/stock-lockdown.cpio.gz" "$BUILD/mod-stock" stock-lockdown
 TCG_THREAD=single KERNEL=$(stock_vmlinuz) vm stock-lockdown plain "$out/stock-lockdown.cpio.gz" 600 \
     "xendma.lane=stock-lockdown lockdown=integrity"

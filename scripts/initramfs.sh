@@ -61,6 +61,8 @@ if [ -n "$stock" ]; then
     for m in "${MODULES[@]}"; do
         cp "$moddir/testdev/$m.ko" "$stage/lib/xendma/testdev/"
     done
+    # The stock-iommu lane's program (the stock-qemu lane's image boots that lane too).
+    install -m 755 "$REPO/selftests/iommu/iommu_dma.sh" "$stage/lib/xendma/iommu_dma"
     # ext4 mounts odp_cdrv_test's ext2 filesystem (Debian builds no ext2 driver).
     "$REPO/scripts/stock-modules.sh" "$stage/lib/xendma-stock" nvme ext4
     "$REPO/scripts/stock-modules.sh" "$stage/lib/xendma-xen" xen-pcifront

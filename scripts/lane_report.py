@@ -230,6 +230,8 @@ def main():
         problems.append('no module was loaded')
     if os.path.basename(lane) in ('lockdown', 'stock-lockdown') and 'lockdown' not in counted:
         problems.append('the lockdown program reported no result')
+    if os.path.basename(lane) == 'stock-iommu' and 'iommu_dma' not in counted:
+        problems.append('the iommu_dma program reported no result')
 
     with open(os.path.join(outdir, 'summary.tsv'), 'a') as f:
         for r in rows:

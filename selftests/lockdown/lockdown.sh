@@ -14,24 +14,7 @@
 # (xen_swiotlb_attach attaches and detaches through sysfs there).
 set -u
 NAME=lockdown
-passed=0
-failed=0
-result() {  # status what
-	if [ "$1" = 0 ]; then
-		passed=$((passed + 1))
-		echo "ok $((passed + failed)) - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $((passed + failed)) - $2"
-	fi
-}
-check() {  # what command...
-	what=$1
-	shift
-	if "$@"; then result 0 "$what"; else result 1 "$what"; fi
-}
-diag() { echo "# $*"; }
-loaded() { grep -q "^$1 " /proc/modules; }
+. /lib/xendma/bin/ktap.sh
 msgs() { dmesg | grep -c 'Lockdown: insmod: unsigned module loading is restricted'; }
 
 echo "KTAP version 1"
@@ -61,5 +44,4 @@ for m in $(cat /lib/xendma/modules.order); do
 		check "$kind $m.ko: not loaded" eval "! loaded $m"
 	done
 done
-echo "$NAME: $passed passed, $failed failed"
-[ $failed = 0 ]
+finish

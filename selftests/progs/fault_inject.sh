@@ -34,33 +34,8 @@ SW=xen_swiotlb_rs
 SWP=/sys/module/$SW/parameters
 SWD=/sys/kernel/debug/$SW
 PCI=/sys/bus/pci/devices
-passed=0
-failed=0
-skipped=0
 injected_total=0
-
-result() {  # status what
-	if [ "$1" = 0 ]; then
-		passed=$((passed + 1))
-		echo "ok $((passed + failed + skipped)) - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $((passed + failed + skipped)) - $2"
-	fi
-}
-check() {  # what command...
-	what=$1
-	shift
-	if "$@"; then result 0 "$what"; else result 1 "$what"; fi
-}
-skip() { skipped=$((skipped + 1)); echo "ok $((passed + failed + skipped)) - $1 # SKIP $2"; }
-diag() { echo "# $*"; }
-finish() {
-	echo "$NAME: $passed passed, $failed failed, $skipped skipped"
-	[ $failed = 0 ]
-	exit $?
-}
-loaded() { grep -q "^$1 " /proc/modules; }
+. /lib/xendma/bin/ktap.sh
 
 if [ ! -e /proc/self/fail-nth ] || [ ! -d $FI/failslab ]; then
 	echo "# SKIP the kernel has no fault injection (CONFIG_FAULT_INJECTION, FAILSLAB: /proc/self/fail-nth)"

@@ -66,35 +66,13 @@ BENCHDRV=/sys/bus/pci/drivers/dma_map_benchmark
 MIB=1048576
 PAT_MIB=8
 TMP=/tmp/$NAME
-passed=0
-failed=0
-skipped=0
+. /lib/xendma/bin/ktap.sh
 STOCK=$(cat /lib/xendma/stock 2>/dev/null)
 [ -e /sys/kernel/security/lockdown ] || mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 LOCKDOWN=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/security/lockdown 2>/dev/null)
 [ "$LOCKDOWN" = none ] && LOCKDOWN=
 # The attach and detach files of sections b. to f.: debugfs, or sysfs under lockdown.
 if [ -n "$LOCKDOWN" ]; then IFDIR=$SYS; else IFDIR=$DBG; fi
-
-result() {  # status what: one test line
-	if [ "$1" = 0 ]; then
-		passed=$((passed + 1))
-		echo "ok $((passed + failed + skipped)) - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $((passed + failed + skipped)) - $2"
-	fi
-}
-check() {  # what command...: a test that passes when the command succeeds
-	what=$1
-	shift
-	if "$@"; then result 0 "$what"; else result 1 "$what"; fi
-}
-diag() { echo "# $*"; }
-skip() {  # what why: a test that cannot run here
-	skipped=$((skipped + 1))
-	echo "ok $((passed + failed + skipped)) - $1 # SKIP $2"
-}
 
 # Writes a value (one line, as "echo VALUE > FILE" does) to a sysfs or debugfs file. Returns the
 # write's status; werr holds the shell's error text ("sh: write error: No such device"), if any.
@@ -680,5 +658,4 @@ for d in $EDUS $BENCH; do
 done
 rm -rf "$TMP"
 
-echo "$NAME: $passed passed, $failed failed, $skipped skipped"
-[ $failed = 0 ]
+finish
