@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turns the results of scripts/bench.sh into bench/results.md and bench/latency.png.
 
-    report.py RESULTS_DIR RESULTS_MD LATENCY_PNG
+    report.py RESULTS_DIR RESULTS_MD LATENCY_PNG [PREVIOUS_RESULTS_DIR]
 
 RESULTS_DIR holds one NAME.txt per boot (the guest's "@@B" lines without the prefix),
-machine.txt and idle.txt. Only numbers found there are reported.
+machine.txt and idle.txt. Only numbers found there are reported. PREVIOUS_RESULTS_DIR, the
+same of the run before (scripts/bench.sh keeps it), adds a run-to-run comparison of the ratios.
 """
 import statistics
 import sys
@@ -55,6 +56,9 @@ def ratio(a, b):
 class Results:
     def __init__(self, rdir):
         self.dmb = defaultdict(list)  # (impl, g, t, d) -> [(map, unmap)]
+        self.dmb_rep = defaultdict(dict)  # (impl, g, t, d) -> {rep: map + unmap}
+        self.big = defaultdict(dict)  # (impl, g, d) -> {rep: (map, unmap)}
+        self.bigfail = defaultdict(list)  # (impl, g, d) -> [error]
         self.errors = []
         self.floor_runs = defaultdict(list)  # (bytes, threads, cold, call, boot) -> [ns]
         self.pressure = {}  # (impl, pct) -> dict
@@ -91,6 +95,17 @@ class Results:
             try:
                 key = (a["impl"], int(a["g"]), int(a["t"]), int(a["d"]))
                 self.dmb[key].append((float(a["map"]), float(a["unmap"])))
+                self.dmb_rep[key][int(a["rep"])] = float(a["map"]) + float(a["unmap"])
+            except (KeyError, ValueError):
+                self.errors.append(f"{boot}: unparsed: {line}")
+        elif kind in ("big", "bigfail"):
+            a = kv(rest)
+            try:
+                key = (a["impl"], int(a["g"]), int(a["d"]))
+                if kind == "big":
+                    self.big[key][int(a["rep"])] = (float(a["map"]), float(a["unmap"]))
+                else:
+                    self.bigfail[key].append(a.get("error", "?").replace("_", " ").strip())
             except (KeyError, ValueError):
                 self.errors.append(f"{boot}: unparsed: {line}")
         elif kind == "trace":
@@ -143,6 +158,19 @@ class Results:
             statistics.median(r[0] + r[1] for r in runs),
         )
 
+    def pair_ratios(self, ours, kernel, g, t, d):
+        """ours/kernel map+unmap of each pair of passes run in the same boot (same rep number)."""
+        o, k = self.dmb_rep.get((ours, g, t, d), {}), self.dmb_rep.get((kernel, g, t, d), {})
+        return [o[p] / k[p] for p in sorted(o) if p in k and k[p] > 0]
+
+    def rel_spread(self, impl, g, t, d):
+        """The spread of an implementation's repeats: interquartile range / median of map+unmap."""
+        xs = list(self.dmb_rep.get((impl, g, t, d), {}).values())
+        if len(xs) < 2 or statistics.median(xs) == 0:
+            return None
+        q1, _, q3 = quartiles(xs)
+        return (q3 - q1) / statistics.median(xs)
+
     def total(self, impl, g, t, d):
         m = self.med(impl, g, t, d)
         return None if m is None else m[2]
@@ -155,6 +183,31 @@ class Results:
         ns = [self.floor.get((g * 4096, t, 0, c, boot)) for c in calls]
         ns = [x for x in ns if x is not None]
         return None if not ns else COPIES[d] * min(ns) / 1000.0
+
+
+def quartiles(xs):
+    """(Q1, median, Q3) of a list (inclusive method: with 5 values, the 2nd and 4th)."""
+    if len(xs) == 1:
+        return xs[0], xs[0], xs[0]
+    q1, q2, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def iqr(xs):
+    """The median of a list and its interquartile range, as text: "1.02 [0.97–1.10]"."""
+    if not xs:
+        return "n/a"
+    q1, q2, q3 = quartiles(xs)
+    return f"{q2:.2f} [{q1:.2f}–{q3:.2f}]"
+
+
+def judge(xs, goal):
+    """A goal "ratio ≤ goal" judged on the interquartile range of the per-pair ratios: met when
+    the whole range is at or below it, missed when the whole range is above, else undecided."""
+    if not xs:
+        return None
+    q1, _, q3 = quartiles(xs)
+    return "met" if q3 <= goal else "missed" if q1 > goal else "undecided"
 
 
 def spread(xs):
@@ -174,7 +227,7 @@ def write_trace(r, w):
       "bounce written to the ring buffer, which nobody reads). dma_map_benchmark, 1 page, 1 thread; "
       "5 pairs per direction, the order within a pair alternating. `on/off`: the median of the "
       "per-pair ratios of map+unmap, with their range; `off/kernel`, `on/kernel`: the medians "
-      "against the kernel's implementation in the main table (another boot).")
+      "against the kernel's implementation in the main table (same boot, other passes).")
     w("")
     w("| implementation | direction | map off | map on | unmap off | unmap on | map+unmap on/off "
       "(range) | off/kernel | on/kernel |")
@@ -193,7 +246,7 @@ def write_trace(r, w):
               f"{fmt(med[0][1], 2)} | {fmt(med[1][1], 2)} | {spread(q)} ({len(q)} pairs) | "
               f"{fmt(ratio(sum(med[0]), k), 2)} | {fmt(ratio(sum(med[1]), k), 2)} |")
     for impl in impls:
-        i = r.info.get("xen" if impl.endswith("-xen") else "direct", {})
+        i = r.info.get("xen" if impl.endswith("-xen") else "kernel", {})
         if "trace_entries" in i:
             w("")
             w(f"{IMPL_NAMES.get(impl, impl)}: the ring buffer ({i.get('trace_buffer_kb', '?')} KiB per CPU) "
@@ -202,7 +255,85 @@ def write_trace(r, w):
     w("")
 
 
-def write_md(r, path, png_name):
+def write_big(r, w):
+    """2 MiB mappings in dom0: swiotlb-xen against ours with segment_kb=2048."""
+    if not r.big and not r.bigfail:
+        return
+    i = r.info.get("xen", {})
+    w("## 2 MiB mappings in dom0 (granules of 128, 256 and 512 pages)")
+    w("")
+    w("The case Qubes OS users report from amdgpu in dom0 (\"swiotlb buffer is full (sz: 2097152 "
+      "bytes)\"). dma_map_benchmark, 1 thread, 3 pairs of passes alternating in the dom0 boot: "
+      "swiotlb-xen (its largest mapping is 128 slots, 256 KiB) and xen_swiotlb_rs loaded with "
+      f"`segment_kb=2048` (read back: {i.get('ours_2m_segment_kb', '?')} KiB; "
+      f"{i.get('ours_2m_segments', '?')} machine-contiguous segments; map failures counted by it: "
+      f"{i.get('ours_2m_map_failures', '?')}). A run fails when one mapping fails "
+      "(dma_map_benchmark stops and reports the error). µs, medians of the runs that completed; "
+      "`floor`: the copies at memcpy speed in dom0 (the faster routine, hot buffers).")
+    w("")
+    w("| granule | direction | swiotlb-xen map+unmap | swiotlb-xen failed runs | xen_swiotlb_rs map+unmap "
+      "| xen_swiotlb_rs failed runs | floor | ours/floor (range) |")
+    w("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    errs = set()
+    for g in (128, 256, 512):
+        for d in DIRS:
+            cells = []
+            for impl in ("kernel-xen", "ours-xen"):
+                ok = [m + u for m, u in r.big.get((impl, g, d), {}).values()]
+                fails = r.bigfail.get((impl, g, d), [])
+                errs.update(f"{IMPL_NAMES[impl]}: {e}" for e in fails)
+                cells.append(fmt(statistics.median(ok)) if ok else "–")
+                cells.append(f"{len(fails)} of {len(fails) + len(ok)}")
+            fl = r.floor_us(g, 1, d, boot="xen")
+            ours = [m + u for m, u in r.big.get(("ours-xen", g, d), {}).values()]
+            q = [x / fl for x in ours] if fl else []
+            qs = f"{statistics.median(q):.2f} ({min(q):.2f}–{max(q):.2f})" if q else "n/a"
+            w(f"| {g} | {DIRS[d]} | " + " | ".join(cells) + f" | {fmt(fl)} | {qs} |")
+    w("")
+    ofails = sum(len(v) for (i, _, _), v in r.bigfail.items() if i == "ours-xen")
+    oruns = ofails + sum(len(v) for (i, _, _), v in r.big.items() if i == "ours-xen")
+    met = [g_d for g_d in ((g, d) for g in (128, 256, 512) for d in DIRS)
+           for fl in [r.floor_us(g_d[0], 1, g_d[1], boot="xen")]
+           for ours in [[m + u for m, u in r.big.get(("ours-xen",) + g_d, {}).values()]]
+           if fl and ours and max(ours) / fl <= 1.2]
+    w(f"- Goal, 0 failures for ours: {ofails} failed of {oruns} runs; ours ≤ 1.2× the floor in every "
+      f"run: {len(met)} of 9 configurations.")
+    for e in sorted(errs):
+        w(f"- failed run: `{e}`")
+    if errs:
+        w("")
+
+
+def write_repeat(r, prev, w):
+    """This run's per-pair ratios against the previous run's: whether each run's median lies within
+    the other's interquartile range."""
+    rows, agree, n = [], 0, 0
+    for env, o, k in (("plain", "ours", "kernel"), ("dom0", "ours-xen", "kernel-xen")):
+        for g, t, d in configs():
+            a, b = r.pair_ratios(o, k, g, t, d), prev.pair_ratios(o, k, g, t, d)
+            if not a or not b:
+                continue
+            qa, qb = quartiles(a), quartiles(b)
+            ok = qa[0] <= qb[1] <= qa[2] or qb[0] <= qa[1] <= qb[2]
+            n += 1
+            agree += ok
+            rows.append(f"| {env} | {g} | {t} | {DIRS[d]} | {iqr(a)} | {iqr(b)} | {'yes' if ok else '**no**'} |")
+    if not n:
+        return
+    w("## Run to run: this run against the previous one")
+    w("")
+    w(f"The per-pair ratios ours/kernel of this `make bench` and of the one before it on this machine "
+      f"({prev.machine.get('date', '?')}). `agree`: one run's median lies within the other's "
+      f"interquartile range. They agree in **{agree} of {n}** configurations.")
+    w("")
+    w("| boot | granule | threads | direction | this run | previous run | agree |")
+    w("| --- | ---: | ---: | --- | ---: | ---: | --- |")
+    for row in rows:
+        w(row)
+    w("")
+
+
+def write_md(r, path, png_name, prev=None):
     m = r.machine
     L = []
     w = L.append
@@ -227,10 +358,12 @@ def write_md(r, path, png_name):
       f"SLUB debug, sched debug; {m.get('kernel_opt', '?')} as Debian's kernels), .config sha256 "
       f"{m.get('kernel_config_sha', '?')}; the kernel's `swiotlb_bounce()` copies with "
       f"{m.get('swiotlb_copy', '?')} |")
-    w(f"| runs | dma_map_benchmark `-s {m.get('seconds', '?')}` per run, {m.get('repeats', '?')} repeats, "
-      "median reported |")
+    w(f"| runs | dma_map_benchmark `-s {m.get('seconds', '?')}` per run; the kernel's implementation and "
+      f"ours in the same boot, {m.get('repeats', '?')} pairs of passes over all configurations, the "
+      "order alternating from pair to pair; medians reported, ratios as the median of the per-pair "
+      "ratios with their interquartile range |")
     swl = r.info.get("kernel", {}).get("swiotlb_nslabs", "?")
-    ours = r.info.get("direct", {})
+    ours = r.info.get("kernel", {})
     w(f"| pool sizes | kernel swiotlb {swl} slots of 2 KiB (`swiotlb=N,force`); xen_swiotlb_rs "
       f"{ours.get('ours_nslabs', '?')} slots ({ours.get('ours_pool_bytes', '?')} bytes, `pool_mb`) |")
     # idle.txt: one line per boot attempt; the last attempt of each boot is the one reported.
@@ -266,7 +399,9 @@ def write_md(r, path, png_name):
     kcopy = m.get("swiotlb_copy", "GCC's inline expansion of `memcpy()`")
     w("## Map + unmap latency (dma_map_benchmark, µs, median of the repeats)")
     w("")
-    w("Plain QEMU. `floor` = the copies a bounce must make (2 for bidirectional and from-device, "
+    w("Plain QEMU; `direct` in a boot of its own, the kernel's swiotlb (`swiotlb=N,force`) and "
+      "xen_swiotlb_rs (the device attached for its passes, detached for the kernel's) in one boot. "
+      "`ours/kernel`: the median of the per-pair ratios of map+unmap [interquartile range]. `floor` = the copies a bounce must make (2 for bidirectional and from-device, "
       "1 for to-device) × the measured memcpy of the granule (hot buffers, same thread count, the "
       "faster of the two copy routines below). Ratios below 1 mean ours is faster. The last two "
       "columns subtract from each implementation its copies at the speed of the copy routine it "
@@ -283,11 +418,11 @@ def write_md(r, path, png_name):
         fl = r.floor_us(g, t, d)
         kx = None if k is None or r.floor_us(g, t, d, call=0) is None else k - r.floor_us(g, t, d, call=0)
         ox = None if o is None or r.floor_us(g, t, d, call=1) is None else o - r.floor_us(g, t, d, call=1)
-        w(f"| {g} | {t} | {DIRS[d]} | {fmt(dr)} | {fmt(k)} | {fmt(o)} | {fmt(ratio(o, k), 2)} | "
+        w(f"| {g} | {t} | {DIRS[d]} | {fmt(dr)} | {fmt(k)} | {fmt(o)} | {iqr(r.pair_ratios('ours', 'kernel', g, t, d))} | "
           f"{fmt(fl, 2)} | {fmt(ratio(o, fl), 2)} | {fmt(ratio(k, fl), 2)} | {fmt(kx)} | {fmt(ox)} |")
     w("")
-    w("Xen PV dom0 (swiotlb-xen forced to bounce with `swiotlb=N,force` on the dom0 command line; "
-      "floor measured in dom0).")
+    w("Xen PV dom0 (swiotlb-xen forced to bounce with `swiotlb=N,force` on the dom0 command line, "
+      "ours attached for its passes in the same boot; floor measured in dom0).")
     w("")
     ox = r.unavailable.get("ours-xen")
     w("| granule | threads | direction | kernel swiotlb-xen | xen_swiotlb_rs | ours/kernel | floor | ours/floor "
@@ -297,7 +432,7 @@ def write_md(r, path, png_name):
         k, o = r.total("kernel-xen", g, t, d), r.total("ours-xen", g, t, d)
         fl = r.floor_us(g, t, d, boot="xen")
         os_ = fmt(o) if o is not None else ("not available" if ox else "n/a")
-        w(f"| {g} | {t} | {DIRS[d]} | {fmt(k)} | {os_} | {fmt(ratio(o, k), 2)} | {fmt(fl, 2)} | "
+        w(f"| {g} | {t} | {DIRS[d]} | {fmt(k)} | {os_} | {iqr(r.pair_ratios('ours-xen', 'kernel-xen', g, t, d))} | {fmt(fl, 2)} | "
           f"{fmt(ratio(o, fl), 2)} | {fmt(ratio(k, fl), 2)} |")
     if ox:
         w("")
@@ -306,36 +441,69 @@ def write_md(r, path, png_name):
     w("")
 
     write_trace(r, w)
+    write_big(r, w)
+    if prev is not None:
+        write_repeat(r, prev, w)
 
     # --- verdict
-    w("## Against the goal")
+    w("## Against the goals")
     w("")
-    w("Goal: map+unmap at or below the kernel's swiotlb at every granule and thread count, and within "
-      "10 % of the memcpy floor at 16 and 64 pages.")
+    w("Each goal is judged on the interquartile range of the per-pair ratios (same boot): **met** when "
+      "the whole range is at or below the goal, **missed** when it is all above, **undecided** when the "
+      "range straddles it.")
     w("")
-    worse, better, far = [], [], []
-    for g, t, d in configs():
-        q = ratio(r.total("ours", g, t, d), r.total("kernel", g, t, d))
-        f = ratio(r.total("ours", g, t, d), r.floor_us(g, t, d))
-        tag = f"{g}p/{t}t/{DIRS[d]}"
-        if q is not None:
-            (worse if q > 1.0 else better).append((q, tag))
-        if g in (16, 64) and f is not None and f > 1.10:
-            far.append((f, tag))
-    w(f"- ours ≤ kernel in {len(better)} of {len(better) + len(worse)} configurations"
-      + (f"; slower in {len(worse)}: " + ", ".join(f"{tag} ×{q:.2f}" for q, tag in sorted(worse, reverse=True))
-         if worse else "") + ".")
-    if better:
-        best = min(better)
-        w(f"- best ours/kernel: ×{best[0]:.2f} ({best[1]}).")
-    w(f"- ours more than 10 % above the floor at 16/64 pages in {len(far)} configurations"
-      + (": " + ", ".join(f"{tag} ×{f:.2f}" for f, tag in sorted(far, reverse=True)) if far else "") + ".")
-    kf = [q for g, t, d in configs() if g in (16, 64)
-          for q in [ratio(r.total("kernel", g, t, d), r.floor_us(g, t, d))] if q is not None]
-    if kf:
-        w(f"- For scale, the kernel's own swiotlb is ×{min(kf):.2f} to ×{max(kf):.2f} the same floor at "
-          "16 and 64 pages: the floor copies hot buffers back to back, a bounce copies into pool memory "
-          "between other work.")
+    envs = (("plain", "ours", "kernel", "direct"), ("dom0", "ours-xen", "kernel-xen", "xen"))
+
+    def goal_line(what, items):
+        got = [(v, tag, xs) for v, tag, xs in items if v is not None]
+        if not got:
+            return
+        by = defaultdict(list)
+        for v, tag, xs in got:
+            by[v].append(f"{tag} {iqr(xs)}")
+        parts = [f"{v} in {len(by[v])}" for v in ("met", "undecided", "missed") if by[v]]
+        w(f"- {what}: " + ", ".join(parts) + f" of {len(got)}.")
+        for v in ("missed", "undecided"):
+            if by[v]:
+                w(f"  {v}: " + "; ".join(by[v]) + ".")
+
+    for env, o, k, fboot in envs:
+        if not any(key[0] == o for key in r.dmb_rep):
+            continue
+        one = [(judge(xs, 0.8), f"{t}t/{DIRS[d]}", xs) for t in THREADS for d in DIRS
+               for xs in [r.pair_ratios(o, k, 1, t, d)]]
+        goal_line(f"{env}, one page, ours ≤ 0.8× the kernel", one)
+        big = [(judge(xs, 1.0), f"{g}p/{t}t/{DIRS[d]}", xs) for g in (16, 64) for t in THREADS for d in DIRS
+               for xs in [r.pair_ratios(o, k, g, t, d)]]
+        goal_line(f"{env}, 16 and 64 pages, ours ≤ 1.0× the kernel", big)
+        fl = []
+        for g in (16, 64):
+            for t in THREADS:
+                for d in DIRS:
+                    f = r.floor_us(g, t, d, boot=fboot)
+                    xs = [x / f for x in r.dmb_rep.get((o, g, t, d), {}).values()] if f else []
+                    fl.append((judge(xs, 1.1), f"{g}p/{t}t/{DIRS[d]}", xs))
+        goal_line(f"{env}, 16 and 64 pages, ours ≤ 1.1× the memcpy floor (each pass of ours / the floor)", fl)
+        # Scaling: throughput at 2 threads / at 1 thread, ours against the kernel's, per pair:
+        # (lat1_o / lat2_o) / (lat1_k / lat2_k) ≥ 1, i.e. lat2_o/lat1_o ≤ lat2_k/lat1_k.
+        sc = []
+        for g in GRANULES:
+            for d in DIRS:
+                o1, o2 = r.dmb_rep.get((o, g, 1, d), {}), r.dmb_rep.get((o, g, 2, d), {})
+                k1, k2 = r.dmb_rep.get((k, g, 1, d), {}), r.dmb_rep.get((k, g, 2, d), {})
+                xs = [(o2[p] / o1[p]) / (k2[p] / k1[p]) for p in o1
+                      if p in o2 and p in k1 and p in k2 and o1[p] and k1[p] and k2[p]]
+                sc.append((judge(xs, 1.0), f"{g}p/{DIRS[d]}", xs))
+        goal_line(f"{env}, 2 threads scale at least as well as the kernel's "
+                  "((2-thread/1-thread latency of ours) / (the kernel's) ≤ 1)", sc)
+        wider = []
+        for g, t, d in configs():
+            so, sk = r.rel_spread(o, g, t, d), r.rel_spread(k, g, t, d)
+            if so is not None and sk is not None and so > sk:
+                wider.append(f"{g}p/{t}t/{DIRS[d]} {so:.2f} vs {sk:.2f}")
+        n = sum(1 for c in configs() if r.rel_spread(o, *c) is not None and r.rel_spread(k, *c) is not None)
+        w(f"- {env}, repeats of ours spreading more than the kernel's (interquartile range / median of "
+          f"map+unmap): {len(wider)} of {n}" + (": " + "; ".join(wider) if wider else "") + ".")
     # Runs far from the other repeats of their configuration (the median keeps one such run out,
     # not two): how often each implementation had them.
     slow = defaultdict(lambda: [0, 0])
@@ -349,13 +517,6 @@ def write_md(r, path, png_name):
           "(a slow spell of the host, or of the implementation): "
           + ", ".join(f"{IMPL_NAMES.get(i, i)} {n} of {tot}" for i, (n, tot) in sorted(slow.items()))
           + ".")
-    xq = [(q, f"{g}p/{t}t/{DIRS[d]}") for g, t, d in configs()
-          for q in [ratio(r.total("ours-xen", g, t, d), r.total("kernel-xen", g, t, d))] if q is not None]
-    if xq:
-        xw = sorted((x for x in xq if x[0] > 1.0), reverse=True)
-        w(f"- Xen dom0: ours ≤ swiotlb-xen in {len(xq) - len(xw)} of {len(xq)} configurations"
-          + (f"; slower in {len(xw)}: " + ", ".join(f"{tag} ×{q:.2f}" for q, tag in xw) if xw else "")
-          + f" (ours/swiotlb-xen ×{min(xq)[0]:.2f} to ×{max(xq)[0]:.2f}).")
     inl = r.floor.get((64 * 4096, 1, 0, 0, "direct"))
     cal = r.floor.get((64 * 4096, 1, 0, 1, "direct"))
     if inl and cal and "rep movsb" in m.get("swiotlb_copy", "rep movsb"):
@@ -438,7 +599,11 @@ def write_md(r, path, png_name):
       "transfer is made. `odp`: `odp_umem_map_and_lock` + `odp_umem_dma_addr` of each page + "
       "`odp_umem_unlock`, sequentially over the region (after `odp_umem_unmap` of all of it), the "
       "pages resident (written by the CPU). `gup`: `pin_user_pages_fast` + `dma_map_page` of each "
-      "page, the pinned model. Median of 3 passes.")
+      "page, the pinned model. `hmm`: the kernel's HMM test driver (`lib/test_hmm.c`, "
+      "`/dev/hmm_dmirror0`), the same mechanism in C: one `HMM_DMIRROR_READ` per chunk, which faults "
+      "the pages through `hmm_range_fault` into its mirror and copies them to user space through a "
+      "buffer it allocates per call (timed from user space, syscall included; the mirror emptied "
+      "before each pass by an `mprotect` round trip, the pages staying resident). Median of 3 passes.")
     w("")
     w("| kind | pages per fault | pages faulted/s |")
     w("| --- | ---: | ---: |")
@@ -451,10 +616,14 @@ def write_md(r, path, png_name):
         q = ratio(rates.get(("odp", ch)), rates.get(("gup", ch)))
         if q is not None:
             w(f"| odp/gup | {ch // 4096} | ×{q:.2f} |")
+    for ch in (4096, 65536):
+        q = ratio(rates.get(("odp", ch)), rates.get(("hmm", ch)))
+        if q is not None:
+            w(f"| odp/hmm (goal ≥ 1.0) | {ch // 4096} | ×{q:.2f} |")
     w("")
     w("Invalidation to refault of one page (`MADV_DONTNEED`, then the device's fault of it), median of "
       "256 pages spread over the region. For `gup` the pinned model's equivalent: unpin + unmap, "
-      "`MADV_DONTNEED`, pin + map.")
+      "`MADV_DONTNEED`, pin + map; for `hmm`, `MADV_DONTNEED` then `HMM_DMIRROR_WRITE` of the page.")
     w("")
     w("| kind | invalidate (µs) | refault (µs) | total (µs) | invalidate callbacks |")
     w("| --- | ---: | ---: | ---: | ---: |")
@@ -491,7 +660,10 @@ def plot(r, path):
             for impl, st in styles.items():
                 ys = [r.total(impl, g, t, d) for g in GRANULES]
                 if all(y is not None for y in ys):
-                    ax.plot(GRANULES, ys, st, label=IMPL_NAMES[impl])
+                    # The interquartile range of the repeats as error bars.
+                    qs = [quartiles(list(r.dmb_rep[(impl, g, t, d)].values())) for g in GRANULES]
+                    err = [[max(y - q[0], 0) for y, q in zip(ys, qs)], [max(q[2] - y, 0) for y, q in zip(ys, qs)]]
+                    ax.errorbar(GRANULES, ys, yerr=err, fmt=st, capsize=3, label=IMPL_NAMES[impl])
             for call, st, what in ((0, "C7-.", f"inline ({r.machine.get('floor_inline_copy', 'GCC expansion')})"), (1, "C8:", "memcpy() call")):
                 fl = [r.floor_us(g, t, d, call=call) for g in GRANULES]
                 if all(y is not None for y in fl):
@@ -502,7 +674,7 @@ def plot(r, path):
             ax.set_title(f"{DIRS[d]}, {t} thread{'s' if t > 1 else ''}")
             ax.grid(True, which="both", alpha=0.3)
             if col == 0:
-                ax.set_ylabel("map + unmap (µs, median)")
+                ax.set_ylabel("map + unmap (µs, median, IQR bars)")
             if row == 1:
                 ax.set_xlabel("granule (4 KiB pages)")
     axes[0][0].legend(fontsize=8)
@@ -514,7 +686,8 @@ def plot(r, path):
 def main():
     rdir, md, png = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     r = Results(rdir)
-    write_md(r, md, Path(png).name)
+    prev = Results(Path(sys.argv[4])) if len(sys.argv) > 4 and Path(sys.argv[4]).is_dir() else None
+    write_md(r, md, Path(png).name, prev)
     plot(r, png)
 
 

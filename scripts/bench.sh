@@ -3,18 +3,25 @@
 # dma_map_benchmark, plus the memcpy floor, pool pressure and ODP against GUP, on a production-like
 # build of the test kernel (kconfig/*.config + kconfig/bench/production.config), in plain QEMU and
 # in a Xen dom0. Writes bench/results.md and bench/latency.png. Documentation/bench.rst explains.
-#   BENCH_SECONDS (2) seconds per dma_map_benchmark run, BENCH_REPEATS (3) repeats (median),
+#   BENCH_SECONDS (2) seconds per dma_map_benchmark run, BENCH_REPEATS (5) repeats: pairs of
+#   passes (kernel, ours) alternating in one boot, whose per-pair ratios give the median and spread,
 #   BENCH_POOL_MB (64) pool size for both implementations, BENCH_OUT (bench/) output directory,
 #   BENCH_BOOTS ("direct kernel xen") the boots to run (a subset reuses the others' last results).
 #   BENCH_QUIET (20) seconds without another VM, once one was seen, before a boot.
 . "$(dirname "$0")/lib.sh"
 
-secs=${BENCH_SECONDS:-2} reps=${BENCH_REPEATS:-3} pool_mb=${BENCH_POOL_MB:-64}
+secs=${BENCH_SECONDS:-2} reps=${BENCH_REPEATS:-5} pool_mb=${BENCH_POOL_MB:-64}
 boots=${BENCH_BOOTS:-direct kernel xen}
 outdir=${BENCH_OUT:-$REPO/bench}
 # A separate kernel tree and build directory: the test kernel and the test builds stay untouched.
 export KSRC=${BENCH_KSRC:-$XENDMA_CACHE/linux-bench}
 export BUILD=$REPO/build/bench
+# A copy of the previous run's results, for the run-to-run comparison (bench/report.py); the boots
+# not in BENCH_BOOTS keep their last results in results/.
+if [ -f "$BUILD/results/machine.txt" ]; then
+    rm -rf "$BUILD/results.prev"
+    cp -a "$BUILD/results" "$BUILD/results.prev"
+fi
 mkdir -p "$BUILD/results" "$outdir"
 start=$(date +%s)
 slots=$((pool_mb * 512))   # 2 KiB slots, the kernel's IO_TLB_SIZE and ours
@@ -41,7 +48,7 @@ mkdir -p "$BUILD/mod/bin" "$BUILD/inc/linux"
 cp "$KSRC/include/linux/map_benchmark.h" "$BUILD/inc/linux/"
 gcc -static -O2 -Wall -Wextra -Werror -I "$BUILD/inc" -o "$BUILD/mod/bin/dma_map_benchmark" \
     "$KSRC/tools/testing/selftests/dma/dma_map_benchmark.c"
-gcc -static -O2 -Wall -Wextra -Werror -o "$BUILD/xendma_bench" "$REPO/bench/prog/xendma_bench.c"
+gcc -static -O2 -Wall -Wextra -Werror -I "$KSRC/lib" -o "$BUILD/xendma_bench" "$REPO/bench/prog/xendma_bench.c"
 
 # Initramfs: the project's image with the benchmark's /init and files laid over it (the kernel
 # unpacks concatenated cpio archives in order, later files replacing earlier ones).
@@ -50,6 +57,8 @@ rm -rf "$overlay" && mkdir -p "$overlay/lib/xendma/bench"
 install -m 755 "$REPO/bench/guest/init" "$overlay/init"
 install -m 755 "$REPO/bench/guest/bench.sh" "$BUILD/xendma_bench" "$overlay/lib/xendma/bench/"
 cp "$kmod/xendma_bench.ko" "$overlay/lib/xendma/bench/"
+# The kernel's HMM test driver (CONFIG_TEST_HMM=m, kconfig/bench/production.config): the ODP anchor.
+cp "$KSRC/lib/test_hmm.ko" "$overlay/lib/xendma/bench/"
 (cd "$overlay" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -1) > "$BUILD/overlay.cpio.gz"
 for kind in plain xen; do
     "$REPO/scripts/initramfs.sh" "$BUILD/$kind-base.cpio.gz" "$BUILD/mod" "$kind"
@@ -112,13 +121,15 @@ boot() {
 }
 
 # The per-boot timeouts allow three times the expected run time (18 configurations per
-# implementation, each BENCH_REPEATS times BENCH_SECONDS, plus the other measurements).
-per_impl=$((18 * reps * (secs + 1)))
+# implementation, each BENCH_REPEATS times BENCH_SECONDS, an attach and a detach per pair, plus the
+# other measurements).
+per_impl=$((18 * reps * (secs + 1) + 10 * reps))
 # The trace events' cost (ours only): 5 pairs of the three directions at 1 page.
 trace_s=$((30 * (secs + 1)))
 # plain QEMU: 00:05.0 is the 32-bit edu device (no driver), 00:04.0 the nvme controller (64-bit).
-boot plain direct $((3 * (2 * per_impl + trace_s + 120) + 120)) "xendma.bench_dev=0000:00:05.0 xendma.bench_odp_dev=0000:00:04.0"
-boot plain kernel $((3 * (per_impl + 30) + 120)) "xendma.bench_dev=0000:00:05.0 swiotlb=$slots,force"
+boot plain direct $((3 * (per_impl + 120) + 120)) "xendma.bench_dev=0000:00:05.0 xendma.bench_odp_dev=0000:00:04.0"
+# The kernel's swiotlb (swiotlb=force) and ours in the same boot, alternating.
+boot plain kernel $((3 * (2 * per_impl + trace_s + 60) + 120)) "xendma.bench_dev=0000:00:05.0 swiotlb=$slots,force"
 # Xen dom0: the nvme controller (64-bit mask); swiotlb=force makes swiotlb-xen bounce everything.
 boot xen xen $((3 * (2 * per_impl + trace_s + 60) + 300)) "xendma.bench_dev=0000:00:04.0 swiotlb=$slots,force"
 
@@ -148,5 +159,5 @@ total_s=$(( $(date +%s) - start ))
     echo "waited_s=$(sed -n 's/.* waited_s=\([0-9]*\).*/\1/p' "$idle_log" | paste -sd+ | bc)"
 } > "$BUILD/results/machine.txt"
 # Debian's python3, for which setup.sh installed python3-matplotlib (not whatever python3 is first on PATH).
-/usr/bin/python3 "$REPO/bench/report.py" "$BUILD/results" "$outdir/results.md" "$outdir/latency.png"
+/usr/bin/python3 "$REPO/bench/report.py" "$BUILD/results" "$outdir/results.md" "$outdir/latency.png" "$BUILD/results.prev"
 log "bench: done in $total_s s (kernel step $kernel_s s); $outdir/results.md, $outdir/latency.png"

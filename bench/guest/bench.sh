@@ -1,14 +1,15 @@
 #!/bin/sh
 # The guest side of `make bench` (Documentation/bench.rst). Prints one "@@B ..." line per result
 # on the console; scripts/bench.sh collects them and bench/report.py turns them into tables.
-#   xendma.bench=direct  plain QEMU: memcpy floor, dma_map_benchmark without bouncing, then
-#                        xen_swiotlb_rs (force_bounce) attached, its trace events off and on, pool
-#                        pressure on it, ODP vs GUP
-#   xendma.bench=kernel  plain QEMU booted with swiotlb=<slots>,force: the kernel's swiotlb
-#   xendma.bench=xen     Xen PV dom0 booted with swiotlb=<slots>,force: swiotlb-xen, then
-#                        xen_swiotlb_rs on the same boot (reported unavailable if attach is refused),
-#                        with its trace events off and on
-# xendma.bench_s (seconds per dma_map_benchmark run), xendma.bench_reps (repeats),
+#   xendma.bench=direct  plain QEMU: memcpy floor, dma_map_benchmark without bouncing, ODP vs GUP
+#   xendma.bench=kernel  plain QEMU booted with swiotlb=<slots>,force: the kernel's swiotlb and
+#                        xen_swiotlb_rs (force_bounce) in the same boot, pass by pass alternating
+#                        (the device on the kernel's ops, then attached to ours, then detached:
+#                        back on the kernel's), then ours's trace events off and on, pool pressure
+#                        on both
+#   xendma.bench=xen     Xen PV dom0 booted with swiotlb=<slots>,force: the same with swiotlb-xen
+#                        (ours reported unavailable if the attach is refused)
+# xendma.bench_s (seconds per dma_map_benchmark run), xendma.bench_reps (repeats: pairs of passes),
 # xendma.bench_dev (the PCI device the mappings are made for), xendma.bench_pool_mb.
 arg() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 mode=$(arg xendma.bench)
@@ -43,27 +44,56 @@ bind_dmb() {
     [ "$(basename "$(readlink "$SYS/driver")")" = dma_map_benchmark ]
 }
 
-# dma_map_benchmark over granules 1, 16, 64 pages, 1 and 2 threads, the three directions;
-# the repeats are the outer loop so that a slow spell of the host spreads over configurations.
-dmb() {
-    impl=$1 bits=$2
-    rep=1
-    while [ $rep -le "$reps" ]; do
-        for g in 1 16 64; do
-            for t in 1 2; do
-                for d in 0 1 2; do
-                    if ! r=$($DMB -t $t -s "$secs" -g $g -b "$bits" -d $d 2>&1); then
-                        out "error impl=$impl rep=$rep g=$g t=$t d=$d: $(echo "$r" | tr '\n' ' ')"
-                        continue
-                    fi
-                    map=$(echo "$r" | sed -n 's/average map latency(us):\([0-9.]*\) standard deviation:\([0-9.]*\)/\1 \2/p')
-                    unmap=$(echo "$r" | sed -n 's/average unmap latency(us):\([0-9.]*\) standard deviation:\([0-9.]*\)/\1 \2/p')
-                    out "dmb impl=$impl rep=$rep g=$g t=$t d=$d map=${map% *} map_sd=${map#* }" \
-                        "unmap=${unmap% *} unmap_sd=${unmap#* }"
-                done
+# One dma_map_benchmark run: threads, granule (pages), direction; 64-bit mask. Sets map, unmap and
+# their standard deviations map_sd, unmap_sd (µs); on failure returns non-zero, the output in r.
+dmb_run() {
+    r=$($DMB -t "$1" -s "$secs" -g "$2" -b 64 -d "$3" 2>&1) || return 1
+    set -- $(echo "$r" | sed -n 's/average \(un\)*map latency(us):\([0-9.]*\) standard deviation:\([0-9.]*\)/\2 \3/p')
+    map=$1 map_sd=$2 unmap=$3 unmap_sd=$4
+}
+# One pass of dma_map_benchmark over granules 1, 16, 64 pages, 1 and 2 threads, the three
+# directions (64-bit mask: what bounces is what the implementation decides, not the mask).
+dmb_pass() {
+    impl=$1 rep=$2
+    for g in 1 16 64; do
+        for t in 1 2; do
+            for d in 0 1 2; do
+                if ! dmb_run $t $g $d; then
+                    out "error impl=$impl rep=$rep g=$g t=$t d=$d: $(echo "$r" | tr '\n' ' ')"
+                    continue
+                fi
+                out "dmb impl=$impl rep=$rep g=$g t=$t d=$d map=$map map_sd=$map_sd unmap=$unmap unmap_sd=$unmap_sd"
             done
         done
+    done
+}
+# The repeats of one implementation; the passes are the outer loop so that a slow spell of the
+# host spreads over configurations.
+dmb() {
+    rep=1
+    while [ $rep -le "$reps" ]; do
+        dmb_pass "$1" $rep
         rep=$((rep + 1))
+    done
+}
+# The kernel's implementation ($1) and ours ($2) in this boot, pass by pass: pair p runs the
+# kernel's pass first when p is odd and ours first when p is even, so that neither always runs
+# first; ours is attached for its pass only. Host noise between boots stays out of the per-pair
+# ratio ours/kernel (bench/report.py). $3: the pass (dmb_pass, big_pass), $4: the pairs.
+paired() {
+    pair=1
+    while [ $pair -le "$4" ]; do
+        if [ $((pair % 2)) = 1 ]; then order="$1 $2"; else order="$2 $1"; fi
+        for impl in $order; do
+            if [ "$impl" = "$2" ]; then
+                ours_on "$impl" || return 1
+                $3 "$impl" $pair
+                ours_off "$impl" || return 1
+            else
+                $3 "$impl" $pair
+            fi
+        done
+        pair=$((pair + 1))
     done
 }
 
@@ -90,26 +120,36 @@ pressure() {
     done
 }
 
-# Loads xen_swiotlb_rs with force_bounce and attaches $dev to it (dma_map_benchmark binds again
-# through driver_override). Returns non-zero, after reporting why, if the attach is refused.
-attach_ours() {
-    impl=$1
-    if ! insmod $B/xen_swiotlb_rs.ko pool_mb="$pool_mb" force_bounce=1 2>/tmp/err; then
-        out "unavailable impl=$impl reason=insmod: $(cat /tmp/err | tr '\n' ' ')"
-        return 1
-    fi
-    out "info ours_pool_bytes=$(cat $DBG/pool_bytes) ours_nslabs=$(cat $DBG/nslabs)"
-    if ! echo "$dev" > $DBG/attach 2>/tmp/err; then
-        # busybox echo: "sh: write error: Operation not supported"
-        out "unavailable impl=$impl reason=attach refused: $(sed 's/.*write error: //' /tmp/err | tr '\n' ' ')"
-        return 1
-    fi
+dmb_bound() {  # waits up to 5 s for dma_map_benchmark to be bound to $dev again
     i=0
     until [ "$(basename "$(readlink "$SYS/driver")")" = dma_map_benchmark ] || [ $i -ge 50 ]; do
         sleep 0.1
         i=$((i + 1))
     done
-    out "info ours_devices=$(tr ' \n' ',;' < $DBG/devices)"
+    [ $i -lt 50 ]
+}
+# Loads xen_swiotlb_rs with force_bounce. Returns non-zero, after reporting why, if it fails.
+load_ours() {
+    if ! insmod $B/xen_swiotlb_rs.ko pool_mb="$pool_mb" force_bounce=1 2>/tmp/err; then
+        out "unavailable impl=$1 reason=insmod: $(cat /tmp/err | tr '\n' ' ')"
+        return 1
+    fi
+    out "info ours_pool_bytes=$(cat $DBG/pool_bytes) ours_nslabs=$(cat $DBG/nslabs)"
+}
+# Attaches $dev to xen_swiotlb_rs (dma_map_benchmark binds again through driver_override).
+# Returns non-zero, after reporting why, if the attach is refused.
+ours_on() {
+    if ! echo "$dev" > $DBG/attach 2>/tmp/err; then
+        # busybox echo: "sh: write error: Operation not supported"
+        out "unavailable impl=$1 reason=attach refused: $(sed 's/.*write error: //' /tmp/err | tr '\n' ' ')"
+        return 1
+    fi
+    dmb_bound || { out "error impl=$1 dma_map_benchmark did not bind on our ops"; return 1; }
+}
+# Detaches $dev: back on the kernel's ops, dma_map_benchmark bound again.
+ours_off() {
+    echo "$dev" > $DBG/detach
+    dmb_bound || { out "error impl=$1 dma_map_benchmark did not bind after the detach"; return 1; }
 }
 
 # The cost of xen_swiotlb_rs's trace events (Documentation/tracing.rst), in this boot: 1 page, 1
@@ -130,12 +170,10 @@ trace_cost() {
         for d in 0 1 2; do
             for ev in $states; do
                 echo $ev > $T/events/xen_swiotlb_rs/enable
-                if ! r=$($DMB -t 1 -s "$secs" -g 1 -b 64 -d $d 2>&1); then
+                if ! dmb_run 1 1 $d; then
                     out "error impl=$impl trace pair=$pair events=$ev d=$d: $(echo "$r" | tr '\n' ' ')"
                     continue
                 fi
-                map=$(echo "$r" | sed -n 's/average map latency(us):\([0-9.]*\) .*/\1/p')
-                unmap=$(echo "$r" | sed -n 's/average unmap latency(us):\([0-9.]*\) .*/\1/p')
                 out "trace impl=$impl pair=$pair events=$ev d=$d map=$map unmap=$unmap"
             done
         done
@@ -149,10 +187,61 @@ trace_cost() {
     echo > $T/trace
 }
 
-detach_ours() {
-    out "info ours_bounces=$(cat $DBG/bounces) ours_map_failures=$(cat $DBG/map_failures) ours_hiwater=$(cat $DBG/used_hiwater)"
-    echo "$dev" > $DBG/detach
+# 2 MiB mappings, the case of Qubes OS's amdgpu in dom0 ("swiotlb buffer is full (sz: 2097152
+# bytes)"): granules of 128, 256 and 512 pages, 1 thread, the three directions, 3 pairs of passes
+# of the kernel's implementation ($1) and ours ($2, reloaded with segment_kb=2048: mappings up to
+# 2 MiB), alternating as in paired; the copies' floor at those sizes. A failed run (the kernel's
+# 256 KiB limit) is reported with dma_map_benchmark's error.
+big_pass() {
+    impl=$1 rep=$2
+    for g in 128 256 512; do
+        for d in 0 1 2; do
+            if ! dmb_run 1 $g $d; then
+                out "bigfail impl=$impl rep=$rep g=$g d=$d error=$(echo "$r" | tr '\n' ' ' | tr -s ' ' '_')"
+                continue
+            fi
+            out "big impl=$impl rep=$rep g=$g d=$d map=$map unmap=$unmap"
+        done
+    done
+}
+big() {
+    for g in 128 256 512; do
+        for flags in 0 2; do
+            out "floor $($XB memcpy $((g * 4096)) 1 300 $flags 2>&1)"
+        done
+    done
+    if ! insmod $B/xen_swiotlb_rs.ko pool_mb="$pool_mb" force_bounce=1 segment_kb=2048 2>/tmp/err; then
+        out "unavailable impl=$2-2m reason=insmod segment_kb=2048: $(cat /tmp/err | tr '\n' ' ')"
+        return
+    fi
+    out "info ours_2m_segment_kb=$(cat /sys/module/xen_swiotlb_rs/parameters/segment_kb 2>/dev/null) ours_2m_segments=$(grep -c . $DBG/segments 2>/dev/null)"
+    paired "$1" "$2" big_pass 3
+    out "info ours_2m_map_failures=$(cat $DBG/map_failures) ours_2m_hiwater=$(cat $DBG/used_hiwater)"
     rmmod xen_swiotlb_rs
+}
+
+unload_ours() {
+    out "info ours_bounces=$(cat $DBG/bounces) ours_map_failures=$(cat $DBG/map_failures) ours_hiwater=$(cat $DBG/used_hiwater)"
+    rmmod xen_swiotlb_rs
+}
+# The kernel's implementation ($1, the device's ops at boot) against ours ($2) in this boot:
+# alternating passes, then ours's trace events and pool pressure on both.
+against() {
+    bind_dmb || out "error bind $dev"
+    if ! load_ours "$2"; then
+        dmb "$1"
+        pressure "$1" "$(cat /sys/kernel/debug/swiotlb/io_tlb_nslabs)"
+        return
+    fi
+    paired "$1" "$2" dmb_pass "$reps"
+    pressure "$1" "$(cat /sys/kernel/debug/swiotlb/io_tlb_nslabs)"
+    if ours_on "$2"; then
+        out "info ours_devices=$(tr ' \n' ',;' < $DBG/devices)"
+        trace_cost "$2"
+        pressure "$2" "$(cat $DBG/nslabs)"
+        ours_off "$2"
+    fi
+    unload_ours
 }
 
 insmod $B/odp_umem.ko
@@ -162,31 +251,21 @@ case $mode in
 direct)
     floor
     bind_dmb || out "error bind $dev"
-    dmb direct 64
-    if attach_ours ours; then
-        dmb ours 64
-        trace_cost ours
-        pressure ours "$(cat $DBG/nslabs)"
-        detach_ours
-    fi
+    dmb direct
     out "odp $($XB odp "$odp_dev" 64 3 2>&1 | tr '\n' '#')"
+    # The kernel's own HMM mirror (lib/test_hmm.c), the same mechanism in C.
+    if insmod $B/bench/test_hmm.ko 2>/tmp/err; then
+        out "odp $($XB hmm 64 3 2>&1 | tr '\n' '#')"
+        rmmod test_hmm
+    else
+        out "error test_hmm: insmod: $(tr '\n' ' ' < /tmp/err)"
+    fi
     ;;
-kernel)
-    bind_dmb || out "error bind $dev"
-    dmb kernel 64
-    pressure kernel "$(cat /sys/kernel/debug/swiotlb/io_tlb_nslabs)"
-    ;;
+kernel) against kernel ours ;;
 xen)
     floor
-    bind_dmb || out "error bind $dev"
-    dmb kernel-xen 64
-    pressure kernel-xen "$(cat /sys/kernel/debug/swiotlb/io_tlb_nslabs)"
-    if attach_ours ours-xen; then
-        dmb ours-xen 64
-        trace_cost ours-xen
-        pressure ours-xen "$(cat $DBG/nslabs)"
-        detach_ours
-    fi
+    against kernel-xen ours-xen
+    big kernel-xen ours-xen
     ;;
 *) out "error unknown mode '$mode'" ;;
 esac

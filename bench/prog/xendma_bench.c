@@ -6,6 +6,7 @@
  *   xendma_bench memcpy BYTES THREADS MS FLAGS  (1: cold, 2: out-of-line memcpy())
  *   xendma_bench pressure BDF SLOTS PERCENT MS SEED
  *   xendma_bench odp BDF MIB REPEATS
+ *   xendma_bench hmm MIB REPEATS         (the kernel's test_hmm mirror, /dev/hmm_dmirror0)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,8 @@
 #include <unistd.h>
 
 #include "../kmod/xendma_bench.h"
+/* The kernel's lib/test_hmm_uapi.h (scripts/bench.sh adds the benchmark kernel's lib/). */
+#include "test_hmm_uapi.h"
 
 #define PAGE 4096UL
 /* Pages spread over the region for the invalidation-to-refault samples. */
@@ -199,10 +202,109 @@ static int cmd_odp(char **argv)
 	return 0;
 }
 
+/* One test_hmm ioctl on npages from p; every page must come back, and faults counts the mirror's faults. */
+static void dmirror(unsigned long cmd, char *p, size_t npages, void *bounce, __u64 *faults)
+{
+	struct hmm_dmirror_cmd c = { .addr = (uintptr_t)p, .ptr = (uintptr_t)bounce, .npages = npages };
+
+	if (ioctl(fd, cmd, &c) < 0)
+		die("hmm_dmirror ioctl");
+	if (c.cpages != npages) {
+		fprintf(stderr, "xendma_bench: hmm: %llu of %zu pages\n", (unsigned long long)c.cpages, npages);
+		exit(1);
+	}
+	*faults += c.faults;
+}
+
+/*
+ * The same measurements as cmd_odp's, on the kernel's HMM test driver: its HMM_DMIRROR_READ faults
+ * the pages it lacks through hmm_range_fault (at most 64 per call of it) into its mirror, then
+ * copies them into a bounce buffer it vmallocs per call and on to user space. The mirror is emptied
+ * before each pass by write-protecting the region and restoring it (each invalidates the mirror's
+ * range; the pages stay resident). One ioctl per chunk, timed from user space.
+ */
+static int cmd_hmm(char **argv)
+{
+	size_t len = strtoull(argv[0], NULL, 0) << 20, chunks[] = { PAGE, 16 * PAGE }, off;
+	int reps = atoi(argv[1]), r, c, i;
+	static uint64_t inval[INVAL_SAMPLES], refault[INVAL_SAMPLES], total[INVAL_SAMPLES];
+	uint64_t ns[16];
+	char *buf, *bounce;
+
+	if (reps < 1 || reps > 16 || !len) {
+		fprintf(stderr, "xendma_bench: hmm: bad arguments\n");
+		return 2;
+	}
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bounce = malloc(16 * PAGE);
+	if (buf == MAP_FAILED || !bounce)
+		die("mmap");
+	madvise(buf, len, MADV_NOHUGEPAGE);
+	memset(buf, 0x5a, len);
+	for (c = 0; c < 2; c++) {
+		__u64 faults = 0;
+
+		for (r = 0; r < reps; r++) {
+			uint64_t t0;
+
+			if (mprotect(buf, len, PROT_READ) || mprotect(buf, len, PROT_READ | PROT_WRITE))
+				die("mprotect");
+			t0 = now_ns();
+			for (off = 0; off < len; off += chunks[c])
+				dmirror(HMM_DMIRROR_READ, buf + off, chunks[c] / PAGE, bounce, &faults);
+			ns[r] = now_ns() - t0;
+		}
+		/* Each call must have faulted: a mirror left populated would measure a lookup. */
+		if (faults < (__u64)reps * (len / chunks[c])) {
+			fprintf(stderr, "xendma_bench: hmm: %llu faults for %zu calls\n",
+				(unsigned long long)faults, reps * (len / chunks[c]));
+			return 1;
+		}
+		printf("odp kind=hmm chunk=%zu pages=%zu reps=%d pages_per_s=%.0f faults=%llu\n", chunks[c],
+		       len / PAGE, reps, (double)(len / PAGE) * 1e9 / (double)median(ns, reps),
+		       (unsigned long long)faults);
+	}
+	/* Invalidation to refault: MADV_DONTNEED of a mirrored page, then a write through the mirror
+	 * (HMM_DMIRROR_WRITE faults it writable: a new page, as the device's write fault of odp). */
+	{
+		__u64 faults = 0;
+
+		for (off = 0; off < len; off += 16 * PAGE)
+			dmirror(HMM_DMIRROR_READ, buf + off, 16, bounce, &faults);
+		for (i = 0; i < INVAL_SAMPLES; i++) {
+			char *p = buf + i * (len / INVAL_SAMPLES);
+			uint64_t t0, t1, t2;
+
+			t0 = now_ns();
+			if (madvise(p, PAGE, MADV_DONTNEED))
+				die("madvise");
+			t1 = now_ns();
+			dmirror(HMM_DMIRROR_WRITE, p, 1, bounce, &faults);
+			t2 = now_ns();
+			inval[i] = t1 - t0;
+			refault[i] = t2 - t1;
+			total[i] = t2 - t0;
+		}
+		printf("odp_inval kind=hmm samples=%d invalidate_us=%.2f refault_us=%.2f total_us=%.2f "
+		       "callbacks=0\n", INVAL_SAMPLES, median(inval, INVAL_SAMPLES) / 1000.0,
+		       median(refault, INVAL_SAMPLES) / 1000.0, median(total, INVAL_SAMPLES) / 1000.0);
+	}
+	free(bounce);
+	munmap(buf, len);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
 		goto usage;
+	if (!strcmp(argv[1], "hmm") && argc == 4) {
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		fd = open("/dev/hmm_dmirror0", O_RDWR);
+		if (fd < 0)
+			die("/dev/hmm_dmirror0");
+		return cmd_hmm(argv + 2);
+	}
 	fd = open(XENDMA_BENCH_DEV, O_RDWR);
 	if (fd < 0)
 		die(XENDMA_BENCH_DEV);
@@ -216,6 +318,7 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: xendma_bench memcpy BYTES THREADS MS FLAGS\n"
 			"       xendma_bench pressure BDF SLOTS PERCENT MS SEED\n"
-			"       xendma_bench odp BDF MIB REPEATS\n");
+			"       xendma_bench odp BDF MIB REPEATS\n"
+			"       xendma_bench hmm MIB REPEATS\n");
 	return 2;
 }
