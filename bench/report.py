@@ -61,6 +61,7 @@ class Results:
         self.bigfail = defaultdict(list)  # (impl, g, d) -> [error]
         self.errors = []
         self.floor_runs = defaultdict(list)  # (bytes, threads, cold, call, boot) -> [ns]
+        self.alias = defaultdict(list)  # (boot, bytes, offset) -> [ns]
         self.pressure = {}  # (impl, pct) -> dict
         self.odp = []
         self.trace = defaultdict(dict)  # (impl, d, pair) -> {events: (map, unmap)}
@@ -115,6 +116,12 @@ class Results:
                 self.trace[key][int(a["events"])] = (float(a["map"]), float(a["unmap"]))
             except (KeyError, ValueError):
                 self.errors.append(f"{boot}: unparsed: {line}")
+        elif kind == "alias":
+            a = kv(rest)
+            if "ns" in a:
+                self.alias[(boot, int(a["bytes"]), int(a.get("offset", 0)))].append(float(a["ns"]))
+            else:
+                self.errors.append(f"{boot}: {line}")
         elif kind == "floor":
             a = kv(rest)
             if "ns" in a:
@@ -304,6 +311,32 @@ def write_big(r, w):
         w("")
 
 
+def write_alias(r, w):
+    """Hot copies between size-aligned buffers against the destination one page off."""
+    if not r.alias:
+        return
+    w("## Slow copies and alignment")
+    w("")
+    w("Hot copies with the kernel's `memcpy()` (the floor's `call` routine), 10 pairs of 300 ms passes, "
+      "the order alternating: source and destination both aligned to at least the copy's size (as the "
+      "benchmark's buffer, a high-order allocation, and a segment of xen_swiotlb_rs's pool are), and the "
+      "destination one page off that alignment. `slow`: passes more than 1.8 times the fastest pass of "
+      "the same boot and size.")
+    w("")
+    w("| boot | bytes | destination | ns per copy: median (min–max) | slow passes |")
+    w("| --- | ---: | --- | ---: | ---: |")
+    for (boot, size) in sorted({(b, s) for b, s, _ in r.alias}):
+        fastest = min(x for (b, s, _), v in r.alias.items() if b == boot and s == size for x in v)
+        for off in (0, 4096):
+            v = r.alias.get((boot, size, off), [])
+            if not v:
+                continue
+            slow = sum(1 for x in v if x > 1.8 * fastest)
+            w(f"| {'dom0' if boot == 'xen' else 'plain'} | {size} | {'aligned' if off == 0 else 'one page off'} | "
+              f"{statistics.median(v):.0f} ({min(v):.0f}–{max(v):.0f}) | {slow} of {len(v)} |")
+    w("")
+
+
 def write_repeat(r, prev, w):
     """This run's per-pair ratios against the previous run's: whether each run's median lies within
     the other's interquartile range."""
@@ -442,6 +475,7 @@ def write_md(r, path, png_name, prev=None):
 
     write_trace(r, w)
     write_big(r, w)
+    write_alias(r, w)
     if prev is not None:
         write_repeat(r, prev, w)
 
@@ -550,7 +584,8 @@ def write_md(r, path, png_name, prev=None):
       f"({m.get('floor_inline_copy', '?')}), which is what the kernel's `swiotlb_bounce()` runs "
       f"({m.get('swiotlb_copy', '?')}); `call`: the kernel's out-of-line `memcpy()` (`memcpy_orig`, an "
       "unrolled 8-byte loop, unless the CPU has FSRM), which Rust's `copy_nonoverlapping` in "
-      "xen_swiotlb_rs calls. `hot`: the same source and destination each time; `cold`: destinations "
+      "xen_swiotlb_rs calls. `hot`: the same source and destination each time, the destination one page "
+      "off the source's alignment (see the section on slow copies); `cold`: destinations "
       "rotating through 32 MiB of linear-map memory, as a pool whose slots rotate. With 2 threads "
       "both copy at once, one per CPU. The guest CPU's copy flags: "
       f"plain `{r.info.get('direct', {}).get('cpu_copy_flags', '?') or 'none'}`, "

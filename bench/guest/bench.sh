@@ -103,10 +103,26 @@ floor() {
     for pass in 1 2 3; do
         for g in 1 16 64; do
             for t in 1 2; do
-                # 0 inline hot, 1 inline cold, 2 memcpy() hot, 3 memcpy() cold
-                for flags in 0 1 2 3; do
+                # 4 inline hot, 1 inline cold, 6 memcpy() hot, 3 memcpy() cold; the hot
+                # destination one page off the source's alignment (alias_check says why)
+                for flags in 4 1 6 3; do
                     out "floor $($XB memcpy $((g * 4096)) $t 300 $flags 2>&1)"
                 done
+            done
+        done
+    done
+}
+
+# Slow copies and alignment: 10 pairs of 300 ms of hot copies of 256 KiB and of 2 MiB (the
+# kernel's memcpy()) between a source and a destination that are both aligned to their size (as
+# the benchmark's buffer and a segment of ours are), and with the destination one page off that
+# alignment, the order alternating.
+alias_check() {
+    for pair in 1 2 3 4 5 6 7 8 9 10; do
+        if [ $((pair % 2)) = 1 ]; then offs="0 4"; else offs="4 0"; fi
+        for bytes in 262144 2097152; do
+            for off in $offs; do
+                out "alias pair=$pair $($XB memcpy $bytes 1 300 $((2 | off)) 2>&1)"
             done
         done
     done
@@ -206,7 +222,7 @@ big_pass() {
 }
 big() {
     for g in 128 256 512; do
-        for flags in 0 2; do
+        for flags in 4 6; do
             out "floor $($XB memcpy $((g * 4096)) 1 300 $flags 2>&1)"
         done
     done
@@ -250,6 +266,7 @@ info
 case $mode in
 direct)
     floor
+    alias_check
     bind_dmb || out "error bind $dev"
     dmb direct
     out "odp $($XB odp "$odp_dev" 64 3 2>&1 | tr '\n' '#')"
@@ -264,6 +281,7 @@ direct)
 kernel) against kernel ours ;;
 xen)
     floor
+    alias_check
     against kernel-xen ours-xen
     big kernel-xen ours-xen
     ;;

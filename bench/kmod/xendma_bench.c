@@ -66,6 +66,7 @@ struct xb_copier {
 	void *src, *dst[XB_COLD_BLOCKS];
 	size_t bytes;
 	bool cold, call;
+	size_t offset;	/* hot: the destination this far into its block */
 	u64 ns_budget, copies, ns;
 	atomic_t *ready;
 	int nthreads;
@@ -97,7 +98,7 @@ static int xb_copier_fn(void *data)
 		unsigned int i;
 
 		for (i = 0; i < 16; i++) {
-			void *dst = c->dst[0];
+			void *dst = c->dst[0] + c->offset;
 
 			if (c->cold) {
 				dst = c->dst[block] + slot * c->bytes;
@@ -141,7 +142,8 @@ static int xb_memcpy(u64 *a)
 	int nthreads = a[1], i, cpu, started = 0, ret = 0;
 	u64 copies = 0, ps_sum = 0;
 
-	if (!a[0] || a[0] > (PAGE_SIZE << XB_COLD_ORDER) || nthreads < 1 ||
+	/* Flags: 1 cold, 2 out-of-line memcpy(), 4 hot destination one page into its block. */
+	if (!a[0] || a[0] > (PAGE_SIZE << XB_COLD_ORDER) - PAGE_SIZE || nthreads < 1 || a[3] > 7 ||
 	    nthreads > XB_MAX_THREADS || nthreads > num_online_cpus() || !a[2] || a[2] > 60000)
 		return -EINVAL;
 	c = kcalloc(nthreads, sizeof(*c), GFP_KERNEL);
@@ -153,6 +155,7 @@ static int xb_memcpy(u64 *a)
 		c[i].bytes = a[0];
 		c[i].cold = a[3] & 1;
 		c[i].call = a[3] & 2;
+		c[i].offset = (a[3] & 4) ? PAGE_SIZE : 0;
 		c[i].ns_budget = a[2] * NSEC_PER_MSEC;
 		c[i].ready = &ready;
 		c[i].nthreads = nthreads;

@@ -3,7 +3,8 @@
  * xendma_bench: the user-space half of the benchmark driver (bench/kmod/xendma_bench.c), run in
  * the guest by bench/guest/bench.sh. Prints one "key=value ..." line per measurement.
  *
- *   xendma_bench memcpy BYTES THREADS MS FLAGS  (1: cold, 2: out-of-line memcpy())
+ *   xendma_bench memcpy BYTES THREADS MS FLAGS  (1: cold, 2: out-of-line memcpy(),
+ *                                                4: hot destination one page off its 4 MiB alignment)
  *   xendma_bench pressure BDF SLOTS PERCENT MS SEED
  *   xendma_bench odp BDF MIB REPEATS
  *   xendma_bench hmm MIB REPEATS         (the kernel's test_hmm mirror, /dev/hmm_dmirror0)
@@ -81,8 +82,8 @@ static int cmd_memcpy(char **argv)
 		       strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0) };
 
 	xioctl(XB_MEMCPY, a, "memcpy");
-	printf("memcpy bytes=%llu threads=%llu cold=%llu call=%llu copies=%llu ns=%.3f\n", a[0], a[1],
-	       a[3] & 1, (a[3] >> 1) & 1, a[4], a[5] / 1000.0);
+	printf("memcpy bytes=%llu threads=%llu cold=%llu call=%llu offset=%llu copies=%llu ns=%.3f\n",
+	       a[0], a[1], a[3] & 1, (a[3] >> 1) & 1, (a[3] >> 2) & 1 ? (unsigned long long)PAGE : 0ULL, a[4], a[5] / 1000.0);
 	return 0;
 }
 
