@@ -144,10 +144,13 @@ dmb_bound() {  # waits up to 5 s for dma_map_benchmark to be bound to $dev again
     done
     [ $i -lt 50 ]
 }
-# Loads xen_swiotlb_rs with force_bounce. Returns non-zero, after reporting why, if it fails.
+# Loads xen_swiotlb_rs with force_bounce and any further parameters ($2...). Returns non-zero,
+# after reporting why, if it fails.
 load_ours() {
-    if ! insmod $B/xen_swiotlb_rs.ko pool_mb="$pool_mb" force_bounce=1 2>/tmp/err; then
-        out "unavailable impl=$1 reason=insmod: $(cat /tmp/err | tr '\n' ' ')"
+    impl=$1
+    shift
+    if ! insmod $B/xen_swiotlb_rs.ko pool_mb="$pool_mb" force_bounce=1 "$@" 2>/tmp/err; then
+        out "unavailable impl=$impl reason=insmod${*:+ $*}: $(cat /tmp/err | tr '\n' ' ')"
         return 1
     fi
     out "info ours_pool_bytes=$(cat $DBG/pool_bytes) ours_nslabs=$(cat $DBG/nslabs)"
@@ -226,10 +229,7 @@ big() {
             out "floor $($XB memcpy $((g * 4096)) 1 300 $flags 2>&1)"
         done
     done
-    if ! insmod $B/xen_swiotlb_rs.ko pool_mb="$pool_mb" force_bounce=1 segment_kb=2048 2>/tmp/err; then
-        out "unavailable impl=$2-2m reason=insmod segment_kb=2048: $(cat /tmp/err | tr '\n' ' ')"
-        return
-    fi
+    load_ours "$2-2m" segment_kb=2048 || return
     out "info ours_2m_segment_kb=$(cat /sys/module/xen_swiotlb_rs/parameters/segment_kb 2>/dev/null) ours_2m_segments=$(grep -c . $DBG/segments 2>/dev/null)"
     paired "$1" "$2" big_pass 3
     out "info ours_2m_map_failures=$(cat $DBG/map_failures) ours_2m_hiwater=$(cat $DBG/used_hiwater)"

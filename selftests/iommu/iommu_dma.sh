@@ -25,12 +25,8 @@ NVME=0000:00:04.0
 TMP=/tmp/$NAME
 mkdir -p "$TMP"
 
-wr() {  # file value: werr holds the shell's error text, if any
-	werr=$( (echo "$2" > "$1") 2>&1 )
-}
 group_of() { basename "$(readlink "$PCI/$1/iommu_group" 2>/dev/null)" 2>/dev/null; }
 gtype() { cat "/sys/kernel/iommu_groups/$(group_of "$1")/type" 2>/dev/null; }
-driver_of() { [ -e "$PCI/$1/driver" ] && basename "$(readlink "$PCI/$1/driver")"; }
 listed() { grep -q "^$1 " $SYS/devices; }
 disk() {
 	c=$(ls "$PCI/$NVME/nvme" 2>/dev/null | head -n 1)

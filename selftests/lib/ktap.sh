@@ -29,6 +29,14 @@ skip() {  # what why: a test that cannot run here
 }
 diag() { echo "# $*"; }
 loaded() { grep -q "^$1 " /proc/modules; }
+# Writes a value (one line, as "echo VALUE > FILE" does) to a sysfs or debugfs file. Returns the
+# write's status; werr holds the shell's error text ("sh: write error: No such device"), if any.
+wr() {  # file value
+	werr=$( (echo "$2" > "$1") 2>&1 )
+}
+driver_of() {  # the name of the driver bound to a PCI device, empty if none
+	[ -e "/sys/bus/pci/devices/$1/driver" ] && basename "$(readlink "/sys/bus/pci/devices/$1/driver")"
+}
 finish() {
 	echo "$NAME: $passed passed, $failed failed, $skipped skipped"
 	[ $failed = 0 ]

@@ -186,7 +186,6 @@ EDU=
 if [ -f $CDRV ] && loaded $SW && insmod $CDRV; then
 	for d in /sys/bus/pci/drivers/odp_umem_cdrv/*:*; do [ -e "$d" ] && EDU=${d##*/}; done
 fi
-driver_of() { [ -e $PCI/$1/driver ] && basename "$(readlink $PCI/$1/driver)"; }
 after_attach() {
 	if grep -q "^$EDU " $SWD/devices 2>/dev/null; then
 		case $1 in *rc=0*) ;; *) diag "$EDU attached although the write failed"; return 1 ;; esac

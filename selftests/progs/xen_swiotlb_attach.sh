@@ -74,11 +74,6 @@ LOCKDOWN=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/security/lockdown 2>/dev/n
 # The attach and detach files of sections b. to f.: debugfs, or sysfs under lockdown.
 if [ -n "$LOCKDOWN" ]; then IFDIR=$SYS; else IFDIR=$DBG; fi
 
-# Writes a value (one line, as "echo VALUE > FILE" does) to a sysfs or debugfs file. Returns the
-# write's status; werr holds the shell's error text ("sh: write error: No such device"), if any.
-wr() {  # file value
-	werr=$( (echo "$2" > "$1") 2>&1 )
-}
 # The error text of each errno the interface returns (the C library's strerror).
 errtext() {
 	case $1 in
@@ -138,9 +133,6 @@ devline() { grep "^$1 " "$DBG/devices" 2>/dev/null; }
 # One "key=N" field of a devices line.
 field() { echo "$1" | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
 
-driver_of() {  # the name of the driver bound to a PCI device, empty if none
-	[ -e "$PCI/$1/driver" ] && basename "$(readlink "$PCI/$1/driver")"
-}
 unbind() {  # unbinds a PCI device's driver, if any
 	[ -e "$PCI/$1/driver" ] || return 0
 	wr "$PCI/$1/driver/unbind" "$1"
