@@ -66,6 +66,9 @@ class Results:
         self.odp = []
         self.trace = defaultdict(dict)  # (impl, d, pair) -> {events: (map, unmap)}
         self.unavailable = {}
+        # The instruction profile's tables (bench/profile/analyze.py), if that boot ran.
+        prof = Path(rdir) / "profile.md"
+        self.profile_md = prof.read_text() if prof.exists() else None
         self.info = defaultdict(dict)
         self.boots = {}
         self.logs = defaultdict(list)
@@ -665,6 +668,9 @@ def write_md(r, path, png_name, prev=None):
               f"{a['callbacks'] if a['kind'] == 'odp' else '–'} |")
     w("")
 
+    if r.profile_md:
+        L.extend(r.profile_md.rstrip("\n").split("\n"))
+        w("")
     w("## Plot")
     w("")
     w(f"![map+unmap latency against granule]({png_name})")

@@ -7,7 +7,6 @@
 //! interrupt), so a lock that a DMA operation takes must keep interrupts off while held, or an
 //! interrupt on the same CPU could spin on it forever.
 
-use crate::kext::bindings as ffi;
 use kernel::bindings;
 use kernel::sync::lock::{Backend, Lock};
 
@@ -47,13 +46,30 @@ unsafe impl Backend for IrqSpinLockBackend {
     }
 
     unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
+        // Outside PREEMPT_RT, `spin_lock_irqsave` is `_raw_spin_lock_irqsave` on the `rlock` that
+        // begins the `spinlock_t` (linux/spinlock.h): called directly, without the C wrapper's
+        // extra call on the mapping path.
+        #[cfg(not(CONFIG_PREEMPT_RT))]
+        // SAFETY: the caller guarantees that `init` ran on `ptr`; `rlock` is the first member of
+        // `spinlock_t`'s union, at offset 0, when PREEMPT_RT is off.
+        return unsafe { bindings::_raw_spin_lock_irqsave(ptr.cast()) };
+        #[cfg(CONFIG_PREEMPT_RT)]
         // SAFETY: the caller guarantees that `init` ran on `ptr`.
-        unsafe { ffi::xendma_spin_lock_irqsave(ptr.cast()) }
+        return unsafe { crate::kext::bindings::xendma_spin_lock_irqsave(ptr.cast()) };
     }
 
     unsafe fn unlock(ptr: *mut Self::State, guard_state: &Self::GuardState) {
+        #[cfg(not(CONFIG_PREEMPT_RT))]
+        // SAFETY: the caller owns the lock, whose `rlock` is at offset 0 (see `lock`); the flags
+        // are those its `lock` returned.
+        unsafe {
+            bindings::_raw_spin_unlock_irqrestore(ptr.cast(), *guard_state)
+        };
+        #[cfg(CONFIG_PREEMPT_RT)]
         // SAFETY: the caller owns the lock; the flags are those its `lock` returned.
-        unsafe { ffi::xendma_spin_unlock_irqrestore(ptr.cast(), *guard_state) }
+        unsafe {
+            crate::kext::bindings::xendma_spin_unlock_irqrestore(ptr.cast(), *guard_state)
+        };
     }
 
     // 7.x's `Backend` also asks for these two.
@@ -61,12 +77,13 @@ unsafe impl Backend for IrqSpinLockBackend {
     unsafe fn try_lock(ptr: *mut Self::State) -> Option<Self::GuardState> {
         let mut flags = 0;
         // SAFETY: the caller guarantees that `init` ran on `ptr`; `flags` is writable.
-        unsafe { ffi::xendma_spin_trylock_irqsave(ptr.cast(), &mut flags) }.then_some(flags)
+        unsafe { crate::kext::bindings::xendma_spin_trylock_irqsave(ptr.cast(), &mut flags) }
+            .then_some(flags)
     }
 
     #[cfg(xendma_kernel_7)]
     unsafe fn assert_is_held(ptr: *mut Self::State) {
         // SAFETY: the caller guarantees that `init` ran on `ptr`.
-        unsafe { ffi::xendma_spin_assert_held(ptr.cast()) }
+        unsafe { crate::kext::bindings::xendma_spin_assert_held(ptr.cast()) }
     }
 }

@@ -422,7 +422,7 @@ mod tests {
             Err(ArgError::Invalid)
         );
         assert_eq!(
-            Region::new(u64::MAX & !0xfff, 0x2000, PageSize::Base, rw),
+            Region::new(!0xfff, 0x2000, PageSize::Base, rw),
             Err(ArgError::Overflow)
         );
         assert_eq!(

@@ -489,11 +489,13 @@ pub struct SyncRange {
 // Statistics
 // ---------------------------------------------------------------------------
 
-/// Counters of a set of pools.
+/// Counters of a set of pools that span its areas.
 ///
-/// All counters are atomics updated *after* the area lock is dropped (as
+/// These are atomics updated *after* the area lock is dropped (as
 /// upstream's `total_used`/`used_hiwater`), so a snapshot taken while other
 /// CPUs map and unmap is approximate; once all mappings are gone it is exact.
+/// The per-mapping counts that need no cross-area view (allocations, bytes
+/// bounced) live in each area ([`AreaCounters`]), updated under its lock.
 #[derive(Debug, Default)]
 pub struct Stats {
     used: AtomicUsize,
@@ -512,9 +514,13 @@ pub struct StatsSnapshot {
     /// Number of failed allocations ([`MapError::NoSpace`] and
     /// [`MapError::TooLarge`] returned by [`map`]).
     pub failed_allocs: u64,
-    /// Bytes copied between original buffers and bounce slots, as reported
-    /// by the caller through [`Stats::add_bounced`].
+    /// Bytes copied between original buffers and bounce slots: counted by
+    /// [`map`] and [`unmap_with`] under the area locks, plus what the
+    /// caller reported through [`Stats::add_bounced`] (copies made outside
+    /// them). Only [`snapshot`] includes the areas' part.
     pub bounced_bytes: u64,
+    /// Blocks allocated by [`map`] (only [`snapshot`] counts them).
+    pub allocs: u64,
 }
 
 impl Stats {
@@ -572,6 +578,7 @@ impl Stats {
             high_water: self.high_water.load(Ordering::Relaxed),
             failed_allocs: self.failed.load(Ordering::Relaxed),
             bounced_bytes: self.bounced.load(Ordering::Relaxed),
+            allocs: 0,
         }
     }
 }
@@ -687,6 +694,7 @@ impl Geometry {
 
     /// Address of pool slot `idx` (no overflow for `idx <= nslabs`, checked
     /// at construction; still computed with checks).
+    #[inline]
     fn slot_addr(&self, idx: usize) -> Option<u64> {
         to_u64(idx)
             .checked_mul(self.slot_size())?
@@ -694,6 +702,7 @@ impl Geometry {
     }
 
     /// Pool index of the slot containing `addr`, if inside the pool.
+    #[inline]
     fn slot_of(&self, addr: u64) -> Option<usize> {
         let rel = addr.checked_sub(self.base)?;
         let idx = usize::try_from(rel >> self.slot_shift).ok()?;
@@ -848,6 +857,7 @@ impl Pool {
     }
 
     /// Area holding pool slot `idx`.
+    #[inline]
     fn area_of_slot(&self, idx: usize) -> Option<usize> {
         if idx >= self.geo.nslabs {
             return None;
@@ -870,6 +880,7 @@ impl Pool {
     }
 
     /// Area holding `addr`, if `addr` is inside the pool.
+    #[inline]
     pub fn area_of(&self, addr: u64) -> Option<usize> {
         self.area_of_slot(self.geo.slot_of(addr)?)
     }
@@ -907,6 +918,7 @@ impl Pool {
             index: area,
             first,
             used: 0,
+            counters: AreaCounters::default(),
         })
     }
 
@@ -1061,6 +1073,20 @@ pub struct Area<S> {
     index: usize,
     first: usize,
     used: usize,
+    /// Counters kept under the area's lock, with no atomic operation on the
+    /// mapping path: see [`AreaCounters`].
+    counters: AreaCounters,
+}
+
+/// Counters of one area, updated inside its critical sections by [`map`]
+/// and [`unmap_with`] and summed over the areas by [`snapshot`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AreaCounters {
+    /// Blocks allocated.
+    pub allocs: u64,
+    /// Bytes of mappings copied in at map time and copied back inside the
+    /// free's critical section.
+    pub bounced_bytes: u64,
 }
 
 /// A consistency violation found by [`Area::check`].
@@ -1129,6 +1155,11 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
     /// Number of slots of the area.
     pub fn slot_count(&self) -> usize {
         self.slots.len()
+    }
+
+    /// The area's counters.
+    pub fn counters(&self) -> AreaCounters {
+        self.counters
     }
 
     /// Slots in use (exact, read under the area lock).
@@ -1674,7 +1705,8 @@ pub trait PoolSet {
 ///
 /// The caller then copies the original data into the bounce buffer
 /// (always, as upstream, so that a partial device write leaves the rest
-/// intact) and reports the bytes with [`Stats::add_bounced`].
+/// intact): the mapping's bytes are counted as bounced here, in the area's
+/// critical section ([`AreaCounters`]), with the allocation.
 pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<SlotMapping, MapError> {
     let mut examined = false;
     let mut fits_somewhere = false;
@@ -1706,7 +1738,17 @@ pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<SlotMapp
                 start + k
             };
             let got = set
-                .with_area(p, a, |area| area.try_alloc(&plan))
+                .with_area(p, a, |area| {
+                    let got = area.try_alloc(&plan);
+                    if let Ok(Some(_)) = got {
+                        area.counters.allocs = area.counters.allocs.wrapping_add(1);
+                        area.counters.bounced_bytes = area
+                            .counters
+                            .bounced_bytes
+                            .wrapping_add(u64::from(plan.size));
+                    }
+                    got
+                })
                 .ok_or(MapError::MissingArea)??;
             if let Some(block) = got {
                 set.stats().record_alloc(block.nslots);
@@ -1725,7 +1767,24 @@ pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<SlotMapp
     Err(err)
 }
 
+/// All counters of `set`: its [`Stats`] and the [`AreaCounters`] of every
+/// area, each area locked in turn (exact only when the set is quiet).
+pub fn snapshot<P: PoolSet>(set: &P) -> StatsSnapshot {
+    let mut s = set.stats().snapshot();
+    for p in 0..set.pool_count() {
+        let n = set.pool(p).map_or(0, Pool::area_count);
+        for a in 0..n {
+            if let Some(c) = set.with_area(p, a, |area| area.counters()) {
+                s.allocs = s.allocs.wrapping_add(c.allocs);
+                s.bounced_bytes = s.bounced_bytes.wrapping_add(c.bounced_bytes);
+            }
+        }
+    }
+    s
+}
+
 /// Pool and area holding bounce address `addr`.
+#[inline]
 pub fn locate<P: PoolSet>(set: &P, addr: u64) -> Option<(usize, usize)> {
     (0..set.pool_count()).find_map(|p| {
         let pool = set.pool(p)?;
@@ -1765,12 +1824,13 @@ pub fn lookup<P: PoolSet>(set: &P, addr: u64, size: usize) -> Result<SyncRange, 
 /// (upstream `swiotlb_release_slots`, with every misuse detected and
 /// refused instead of corrupting the pool).
 pub fn unmap<P: PoolSet>(set: &P, addr: u64, size: usize) -> Result<Released, UnmapError> {
-    unmap_with(set, addr, size, |_| {})
+    release(set, addr, size, None::<fn(&SyncRange)>)
 }
 
 /// [`unmap`] with one area lock for the copy-back and the free: `before_free` is called with
 /// the mapping's range while its area is locked, after the request was found to be exactly a
-/// live mapping and before its slots can be reused ([`Area::release_with`]). Meant for small
+/// live mapping and before its slots can be reused ([`Area::release_with`]), and copies it
+/// back: its bytes are counted as bounced in the same critical section. Meant for small
 /// copies; a long copy would hold the area lock for its whole length, so the caller should
 /// copy larger mappings between [`lookup`] and [`unmap`] instead.
 pub fn unmap_with<P: PoolSet, F: FnOnce(&SyncRange)>(
@@ -1779,9 +1839,29 @@ pub fn unmap_with<P: PoolSet, F: FnOnce(&SyncRange)>(
     size: usize,
     before_free: F,
 ) -> Result<Released, UnmapError> {
+    release(set, addr, size, Some(before_free))
+}
+
+/// [`unmap`], and [`unmap_with`] if `copy_back` is given.
+fn release<P: PoolSet, F: FnOnce(&SyncRange)>(
+    set: &P,
+    addr: u64,
+    size: usize,
+    copy_back: Option<F>,
+) -> Result<Released, UnmapError> {
     let (p, a) = locate(set, addr).ok_or(UnmapError::NotBounceAddress)?;
     let released = set
-        .with_area(p, a, |area| area.release_with(addr, size, before_free))
+        .with_area(p, a, |area| match copy_back {
+            None => area.release(addr, size),
+            Some(f) => {
+                let r = area.release_with(addr, size, f);
+                if let Ok(rel) = &r {
+                    area.counters.bounced_bytes =
+                        area.counters.bounced_bytes.wrapping_add(to_u64(rel.size));
+                }
+                r
+            }
+        })
         .ok_or(UnmapError::MissingArea)??;
     set.stats().record_free(released.nslots);
     Ok(released)
@@ -2251,6 +2331,25 @@ mod tests {
         assert_eq!(unmap(&set, 0x20_0000, 1), Err(UnmapError::NotBounceAddress));
         let s = set.stats.snapshot();
         assert_eq!((s.used_slots, s.high_water, s.failed_allocs), (0, 130, 1));
+    }
+
+    #[test]
+    fn area_counters_count_allocations_and_copies() {
+        let set = TestSet::new(&[PoolConfig::new(0, 256).with_cpus(2)]);
+        let a = map(&set, 0, &MapRequest::new(0x1000, 4096)).unwrap();
+        let b = map(&set, 1, &MapRequest::new(0x9000, 100)).unwrap();
+        assert_ne!(a.block.area, b.block.area);
+        let mut copied = 0;
+        unmap_with(&set, a.addr(), 4096, |r| copied += r.len).unwrap();
+        assert_eq!(copied, 4096);
+        // Refused requests count nothing.
+        assert!(unmap_with(&set, b.addr(), 99, |_| panic!("called")).is_err());
+        unmap(&set, b.addr(), 100).unwrap();
+        let s = snapshot(&set);
+        assert_eq!((s.allocs, s.bounced_bytes), (2, 4096 + 100 + 4096));
+        set.stats.add_bounced(7);
+        assert_eq!(snapshot(&set).bounced_bytes, 4096 + 100 + 4096 + 7);
+        assert_eq!(set.stats.snapshot().allocs, 0);
     }
 
     #[test]

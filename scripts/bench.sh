@@ -6,19 +6,20 @@
 #   BENCH_SECONDS (2) seconds per dma_map_benchmark run, BENCH_REPEATS (5) repeats: pairs of
 #   passes (kernel, ours) alternating in one boot, whose per-pair ratios give the median and spread,
 #   BENCH_POOL_MB (64) pool size for both implementations, BENCH_OUT (bench/) output directory,
-#   BENCH_BOOTS ("direct kernel xen") the boots to run (a subset reuses the others' last results).
+#   BENCH_BOOTS ("direct kernel xen profile") the boots to run (a subset reuses the others' last results).
 #   BENCH_QUIET (20) seconds without another VM, once one was seen, before a boot.
 . "$(dirname "$0")/lib.sh"
 
 secs=${BENCH_SECONDS:-2} reps=${BENCH_REPEATS:-5} pool_mb=${BENCH_POOL_MB:-64}
-boots=${BENCH_BOOTS:-direct kernel xen}
+boots=${BENCH_BOOTS:-direct kernel xen profile}
 outdir=${BENCH_OUT:-$REPO/bench}
 # A separate kernel tree and build directory: the test kernel and the test builds stay untouched.
 export KSRC=${BENCH_KSRC:-$XENDMA_CACHE/linux-bench}
 export BUILD=$REPO/build/bench
 # A copy of the previous run's results, for the run-to-run comparison (bench/report.py); the boots
 # not in BENCH_BOOTS keep their last results in results/.
-if [ -f "$BUILD/results/machine.txt" ]; then
+# (Only when the main boots run: a profile-only run keeps the comparison as it was.)
+if [ -f "$BUILD/results/machine.txt" ] && [[ " $boots " == *" kernel "* ]]; then
     rm -rf "$BUILD/results.prev"
     cp -a "$BUILD/results" "$BUILD/results.prev"
 fi
@@ -49,6 +50,8 @@ cp "$KSRC/include/linux/map_benchmark.h" "$BUILD/inc/linux/"
 gcc -static -O2 -Wall -Wextra -Werror -I "$BUILD/inc" -o "$BUILD/mod/bin/dma_map_benchmark" \
     "$KSRC/tools/testing/selftests/dma/dma_map_benchmark.c"
 gcc -static -O2 -Wall -Wextra -Werror -I "$KSRC/lib" -o "$BUILD/xendma_bench" "$REPO/bench/prog/xendma_bench.c"
+# The instruction-counting QEMU plugin of the profile boot.
+gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$BUILD/insn_profile.so" "$REPO/bench/profile/insn_profile.c"
 
 # Initramfs: the project's image with the benchmark's /init and files laid over it (the kernel
 # unpacks concatenated cpio archives in order, later files replacing earlier ones).
@@ -132,6 +135,19 @@ boot plain direct $((3 * (per_impl + 120) + 120)) "xendma.bench_dev=0000:00:05.0
 boot plain kernel $((3 * (2 * per_impl + trace_s + 60) + 120)) "xendma.bench_dev=0000:00:05.0 swiotlb=$slots,force"
 # Xen dom0: the nvme controller (64-bit mask); swiotlb=force makes swiotlb-xen bounce everything.
 boot xen xen $((3 * (2 * per_impl + trace_s + 60) + 300)) "xendma.bench_dev=0000:00:04.0 swiotlb=$slots,force"
+# The instruction profile: plain QEMU, the kernel's swiotlb and ours at one page under the
+# counting plugin, whose windows end at each sync(2) of the guest (the entry of ksys_sync).
+case " $boots " in *" profile "*)
+    rm -rf "$BUILD/results/profile" "$BUILD/results/profile.md"
+    mkdir -p "$BUILD/results/profile"
+    mark=$(awk '$3 == "ksys_sync" {print $1}' "$KSRC/System.map")
+    [ -n "$mark" ] || die "bench: no ksys_sync in $KSRC/System.map"
+    export QEMU_PLUGIN="$BUILD/insn_profile.so,mark=0x$mark,out=$BUILD/results/profile/win"
+    boot plain profile 900 "xendma.bench_dev=0000:00:05.0 swiotlb=$slots,force"
+    unset QEMU_PLUGIN
+    /usr/bin/python3 "$REPO/bench/profile/analyze.py" "$BUILD/results" "$KSRC/System.map"
+    ;;
+esac
 
 total_s=$(( $(date +%s) - start ))
 {

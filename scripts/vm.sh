@@ -19,6 +19,9 @@ tcg_thread=${TCG_THREAD:-multi}
 # IOMMU=1: the plain VM gets QEMU's intel-iommu (first, so that every PCI device is behind it).
 iommu=()
 [ "${IOMMU:-0}" = 1 ] && iommu=(-device intel-iommu,intremap=off)
+# QEMU_PLUGIN: a TCG plugin with its arguments (make bench's instruction profile, plain VM only).
+plugin=()
+[ -n "${QEMU_PLUGIN:-}" ] && plugin=(-plugin "$QEMU_PLUGIN")
 # NVME_IMG: the plain VM's disk (a VM running beside another gets its own).
 nvme=${NVME_IMG:-$BUILD/nvme.img}
 [ -f "$nvme" ] || truncate -s 64M "$nvme"
@@ -36,7 +39,7 @@ plain)
     # memory lies above 4 GiB, out of reach of the second edu's 32-bit mask (00:05.0, after the
     # first so that the tests written for one edu keep taking 00:03.0).
     cmd=(qemu-system-x86_64 -machine q35,max-ram-below-4g=256M -accel "tcg,thread=$tcg_thread" -cpu max -m 5G
-         "${iommu[@]}" "${common[@]}" -device edu,addr=5,dma_mask=0xffffffff
+         "${iommu[@]}" "${plugin[@]}" "${common[@]}" -device edu,addr=5,dma_mask=0xffffffff
          -kernel "$kernel" -initrd "$initrd"
          -append "console=ttyS0 loglevel=5 log_buf_len=8M panic=-1 oops=panic $cmdline")
     ;;

@@ -106,9 +106,9 @@ impl Swiotlb {
             let data = Attached {
                 engine: self.engine.clone(),
                 direct: AtomicUsize::new(0),
-                bounced: AtomicUsize::new(0),
-                coherent: AtomicUsize::new(0),
                 bounces: AtomicU64::new(0),
+                unbounced: AtomicU64::new(0),
+                coherent: AtomicUsize::new(0),
                 exchanged: AtomicUsize::new(0),
                 _module: module,
             };

@@ -93,11 +93,10 @@ pub(crate) struct Growth {
     pub(crate) build_us: AtomicU64,
 }
 
-/// The engine's counters of mappings, over all its devices.
+/// The engine's counters of failures, over all its devices (the mappings bounced are counted by
+/// the pool's areas, under their locks).
 #[derive(Default)]
 pub(crate) struct Counters {
-    /// Mappings that were bounced.
-    pub(crate) bounces: AtomicU64,
     /// Mappings that failed.
     pub(crate) map_failures: AtomicU64,
     /// Warnings printed (ratelimited ones included).
@@ -391,6 +390,7 @@ impl Engine {
 
     /// After a mapping: once [`GROW_AHEAD_PERCENT`] of the slots are in use, asks the worker to
     /// grow the pool ahead of need.
+    #[inline]
     pub(crate) fn maybe_grow_ahead(this: &Arc<Self>) {
         if !this.can_grow() {
             return;
@@ -447,7 +447,7 @@ impl Engine {
     /// Counters: (bounces, map failures, exhaustion warnings printed, unknown unmaps/syncs).
     pub fn counters(&self) -> (u64, u64, u64, u64) {
         (
-            self.counters.bounces.load(Ordering::Relaxed),
+            self.pool.snapshot().allocs,
             self.counters.map_failures.load(Ordering::Relaxed),
             self.counters.warnings.load(Ordering::Relaxed),
             self.counters.unknown.load(Ordering::Relaxed),

@@ -24,11 +24,13 @@ pub struct Attached {
     pub(crate) engine: Arc<Engine>,
     /// Streaming mappings made without a bounce (the device reaches the buffer), not yet undone.
     pub(crate) direct: AtomicUsize,
-    /// Streaming mappings into the pool, not yet undone.
-    pub(crate) bounced: AtomicUsize,
+    /// Streaming mappings into the pool made for this device (mappings bounced).
+    pub(crate) bounces: AtomicU64,
+    /// Of which unmapped: one atomic operation on each side of a bounced mapping, and none that
+    /// can fail (the pool refuses an unmap that is not exactly a live mapping before this counts).
+    pub(crate) unbounced: AtomicU64,
     /// Coherent allocations not yet freed.
     pub(crate) coherent: AtomicUsize,
-    pub(crate) bounces: AtomicU64,
     /// Coherent buffers exchanged with Xen and not yet freed.
     pub(crate) exchanged: AtomicUsize,
     pub(crate) _module: Option<kext::sync::ModuleRef>,
@@ -37,8 +39,14 @@ pub struct Attached {
 impl Attached {
     /// Mappings and coherent allocations not yet undone.
     pub fn mappings(&self) -> usize {
+        // Unmaps first: a bounce counted between the two reads can only raise the difference.
+        let unbounced = self.unbounced.load(Ordering::Relaxed);
+        let bounced = self
+            .bounces
+            .load(Ordering::Relaxed)
+            .saturating_sub(unbounced);
         self.direct.load(Ordering::Relaxed)
-            + self.bounced.load(Ordering::Relaxed)
+            + usize::try_from(bounced).unwrap_or(usize::MAX)
             + self.coherent.load(Ordering::Relaxed)
     }
 
@@ -117,9 +125,7 @@ impl DmaOps for Attached {
                     );
                     return None;
                 };
-                self.bounced.fetch_add(1, Ordering::Relaxed);
                 self.bounces.fetch_add(1, Ordering::Relaxed);
-                e.counters.bounces.fetch_add(1, Ordering::Relaxed);
                 kext::trace::bounced(dev, buf.phys(), bus, buf.len(), dir, reason);
                 Engine::maybe_grow_ahead(&self.engine);
                 Some(bus)
@@ -132,7 +138,10 @@ impl DmaOps for Attached {
         let copy = dir.copy_on_unmap(attrs.contains(Attrs::SKIP_CPU_SYNC));
         // The pool finds the address itself: one lookup, whether it is a bounce buffer or not.
         let known = match xlate::bus_to_phys(&e.map, dma).map(|p| e.pool.unmap(p, size, copy)) {
-            Some(Ok(_)) => Self::put(&self.bounced),
+            Some(Ok(_)) => {
+                self.unbounced.fetch_add(1, Ordering::Relaxed);
+                true
+            }
             Some(Err(UnmapError::NotBounceAddress)) | None => Self::put(&self.direct),
             Some(Err(_)) => false,
         };

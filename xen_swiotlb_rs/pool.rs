@@ -162,9 +162,14 @@ impl BouncePool {
         (0..self.pool_count()).filter_map(|i| self.chunk(i))
     }
 
-    /// The allocator's counters.
+    /// The allocator's counters that span the areas (slots in use, high water, failures).
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// All of the allocator's counters, the areas' included (each area locked in turn).
+    pub fn snapshot(&self) -> slots::StatsSnapshot {
+        slots::snapshot(self)
     }
 
     /// Bytes in the pool.
@@ -253,8 +258,8 @@ impl BouncePool {
         let m = slots::map(self, this_cpu(), &req)?;
         // Always copied in, even for a device-to-memory mapping: a device that writes less than
         // the whole buffer must not expose what an earlier user left in the slots.
+        // (The allocator counted these bytes as bounced, under the area lock.)
         self.copy(m.addr(), buf.phys(), buf.len(), false);
-        self.stats.add_bounced(buf.len() as u64);
         Ok(m.addr())
     }
 
@@ -266,10 +271,10 @@ impl BouncePool {
             return slots::unmap(self, addr, size);
         }
         if size <= COPY_UNDER_LOCK {
-            // One critical section: the allocator calls back only for an exact live mapping.
+            // One critical section: the allocator calls back only for an exact live mapping,
+            // and counts the bytes.
             return slots::unmap_with(self, addr, size, |r| {
                 self.copy(r.bounce, r.orig, r.len, true);
-                self.stats.add_bounced(r.len as u64);
             });
         }
         let r = slots::lookup(self, addr, size)?;

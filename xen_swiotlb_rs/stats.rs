@@ -43,13 +43,13 @@ pub(crate) const SYSFS_FILES: &[(&CStr, u16, u32)] = &[
 impl Source for Swiotlb {
     fn show(&self, id: u32, out: &mut Out<'_>) -> core::fmt::Result {
         let e = &*self.engine;
-        let st = e.pool.stats().snapshot();
+        let st = e.pool.snapshot();
         match id {
             0 => writeln!(out, "{}", e.pool.bytes()),
             1 => writeln!(out, "{}", e.pool.nslabs()),
             2 => writeln!(out, "{}", st.used_slots),
             3 => writeln!(out, "{}", st.high_water),
-            4 => writeln!(out, "{}", e.counters.bounces.load(Ordering::Relaxed)),
+            4 => writeln!(out, "{}", st.allocs),
             5 => writeln!(out, "{}", st.bounced_bytes),
             6 => writeln!(out, "{}", e.counters.map_failures.load(Ordering::Relaxed)),
             7 => writeln!(out, "{}", self.attached()),

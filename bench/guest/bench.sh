@@ -7,6 +7,8 @@
 #                        (the device on the kernel's ops, then attached to ours, then detached:
 #                        back on the kernel's), then ours's trace events off and on, pool pressure
 #                        on both
+#   xendma.bench=profile plain QEMU with swiotlb=<slots>,force under an instruction-counting QEMU
+#                        plugin: one run per direction of the kernel's swiotlb and of ours, 1 page
 #   xendma.bench=xen     Xen PV dom0 booted with swiotlb=<slots>,force: the same with swiotlb-xen
 #                        (ours reported unavailable if the attach is refused)
 # xendma.bench_s (seconds per dma_map_benchmark run), xendma.bench_reps (repeats: pairs of passes),
@@ -260,6 +262,32 @@ against() {
     unload_ours
 }
 
+# The instruction profile (scripts/bench.sh boots this with the QEMU plugin
+# bench/profile/insn_profile.c, whose windows end at every sync(2)): one page, one thread, each
+# direction, the kernel's swiotlb and ours, one window per run; then the addresses of ours's
+# functions for the host to name.
+profile() {
+    bind_dmb || out "error bind $dev"
+    load_ours ours || return
+    marks=0
+    for d in 0 1 2; do
+        for impl in kernel ours; do
+            if [ $impl = ours ]; then ours_on ours || return; fi
+            sync
+            if ! dmb_run 1 1 $d; then
+                out "error profile impl=$impl d=$d: $(echo "$r" | tr '\n' ' ')"
+            fi
+            sync
+            marks=$((marks + 2))
+            # The plugin numbers windows from 0: the one this run ended is marks - 1.
+            out "profile window=$((marks - 1)) impl=$impl d=$d map=$map unmap=$unmap"
+            if [ $impl = ours ]; then ours_off ours; fi
+        done
+    done
+    grep '\[xen_swiotlb_rs\]' /proc/kallsyms | sed 's/^/@@B sym /'
+    unload_ours
+}
+
 insmod $B/odp_umem.ko
 insmod $B/bench/xendma_bench.ko
 info
@@ -279,6 +307,7 @@ direct)
     fi
     ;;
 kernel) against kernel ours ;;
+profile) profile ;;
 xen)
     floor
     alias_check

@@ -299,8 +299,9 @@ impl<T: DmaOps> Installed<T> {
     /// `dev` must be a valid device whose `dma_ops` is the table of an `Installed<T>` (true in
     /// the trampolines, which the DMA API reaches only through that table).
     unsafe fn of<'a>(dev: *mut ffi::device) -> (&'a Device, &'a T) {
-        // SAFETY: the caller guarantees a valid device.
-        let table = unsafe { ffi::xendma_dev_dma_ops(dev) };
+        // SAFETY: the caller guarantees a valid device; its `dma_ops` is read as the C helper
+        // `xendma_dev_dma_ops` reads it, without the call (this is every operation's first step).
+        let table = unsafe { (*dev).dma_ops };
         // SAFETY: `table` is the `table` field of a live, pinned `Installed<T>` (type
         // invariant and the caller's guarantee); `Opaque` has the layout of what it wraps.
         let this = unsafe {
