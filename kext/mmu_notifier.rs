@@ -37,7 +37,6 @@ use core::{
     ptr::NonNull,
 };
 use kernel::{
-    alloc::{flags::GFP_KERNEL, KVec},
     error::{code::EINVAL, to_result, Error, Result},
     new_mutex,
     prelude::{pin_data, pinned_drop, PinInit},
@@ -50,6 +49,10 @@ use kernel::{
 };
 
 type MutexGuard<'a, T> = Guard<'a, T, MutexBackend>;
+
+/// The mirror state of an [`IntervalNotifier`] over `T`, locked (from [`Locked::into_guard`] or
+/// [`IntervalNotifier::lock`]).
+pub type StateGuard<'a, T> = MutexGuard<'a, <T as Invalidate>::State>;
 
 /// `HMM_PFN_VALID` (the C helpers assert the value at build time).
 const HMM_PFN_VALID: u64 = 1 << 63;
@@ -205,7 +208,16 @@ impl<T: Invalidate> IntervalNotifier<T> {
     /// notifier's (invalidations elsewhere are not reported to it); `EBUSY` when an invalidation
     /// collided (fault again), `EFAULT` for a hole or an exited process, `EPERM` for a write to
     /// read-only memory.
-    pub fn fault(&self, start: u64, mut pfns: KVec<u64>, req_flags: u64) -> Result<Faulted<'_, T>> {
+    ///
+    /// `pfns` is the caller's (a small array on its stack, say): borrowed until the
+    /// [`Locked`] range is turned into a plain guard ([`Locked::into_guard`]) or dropped, so a
+    /// fault allocates nothing.
+    pub fn fault<'b>(
+        &self,
+        start: u64,
+        pfns: &'b mut [u64],
+        req_flags: u64,
+    ) -> Result<Faulted<'_, 'b, T>> {
         let len = (pfns.len() as u64) << PAGE_SHIFT;
         let end = start.checked_add(len).ok_or(EINVAL)?;
         if pfns.is_empty()
@@ -280,18 +292,18 @@ impl<T: Invalidate> PinnedDrop for IntervalNotifier<T> {
 ///
 /// `pfns` was filled by `hmm_range_fault` for `[start, start + pfns.len() pages)` of `n`'s range,
 /// in a read-side critical section of `n` begun at sequence `seq`.
-pub struct Faulted<'a, T: Invalidate> {
+pub struct Faulted<'a, 'b, T: Invalidate> {
     n: &'a IntervalNotifier<T>,
     seq: u64,
     start: u64,
-    pfns: KVec<u64>,
+    pfns: &'b mut [u64],
 }
 
-impl<'a, T: Invalidate> Faulted<'a, T> {
+impl<'a, 'b, T: Invalidate> Faulted<'a, 'b, T> {
     /// Takes the state lock of the notifier and checks that no invalidation ran since the fault
     /// began (`mmu_interval_read_retry`). On a collision, the range is given back to be faulted
     /// again.
-    pub fn lock_if_current(self) -> Result<Locked<'a, T>, Self> {
+    pub fn lock_if_current(self) -> Result<Locked<'a, 'b, T>, Self> {
         let guard = self.n.state.lock();
         // SAFETY: inserted (type invariant of the notifier); the state lock is the one
         // `invalidate_callback` holds around `mmu_interval_set_seq`.
@@ -307,17 +319,12 @@ impl<'a, T: Invalidate> Faulted<'a, T> {
 
     /// The per-page words (`hmm_pfns`), decoded by `logic::odp::HmmPfn`.
     pub fn pfns(&self) -> &[u64] {
-        &self.pfns
+        self.pfns
     }
 
     /// The first address.
     pub fn start(&self) -> u64 {
         self.start
-    }
-
-    /// Gives the page array back, to fault again.
-    pub fn into_pfns(self) -> KVec<u64> {
-        self.pfns
     }
 }
 
@@ -329,14 +336,14 @@ impl<'a, T: Invalidate> Faulted<'a, T> {
 ///
 /// `guard` holds the state lock of `faulted`'s notifier, taken after `faulted`'s sequence was
 /// found current.
-pub struct Locked<'a, T: Invalidate> {
+pub struct Locked<'a, 'b, T: Invalidate> {
     guard: MutexGuard<'a, T::State>,
-    faulted: Faulted<'a, T>,
+    faulted: Faulted<'a, 'b, T>,
 }
 
-impl<'a, T: Invalidate> Locked<'a, T> {
+impl<'a, 'b, T: Invalidate> Locked<'a, 'b, T> {
     /// The faulted range.
-    pub fn faulted(&self) -> &Faulted<'a, T> {
+    pub fn faulted(&self) -> &Faulted<'a, 'b, T> {
         &self.faulted
     }
 
@@ -358,26 +365,24 @@ impl<'a, T: Invalidate> Locked<'a, T> {
 
     /// Releases the lock.
     pub fn unlock(self) {}
+
+    /// Keeps the state locked and gives the page words back to their owner: what was mapped
+    /// from them stays current until the guard is dropped (no invalidation can run while it is
+    /// held), but no further page can be taken from the fault.
+    pub fn into_guard(self) -> MutexGuard<'a, T::State> {
+        self.guard
+    }
 }
 
-impl<T: Invalidate> Deref for Locked<'_, T> {
+impl<T: Invalidate> Deref for Locked<'_, '_, T> {
     type Target = T::State;
     fn deref(&self) -> &T::State {
         &self.guard
     }
 }
 
-impl<T: Invalidate> DerefMut for Locked<'_, T> {
+impl<T: Invalidate> DerefMut for Locked<'_, '_, T> {
     fn deref_mut(&mut self) -> &mut T::State {
         &mut self.guard
     }
-}
-
-/// Pre-sized page arrays for [`IntervalNotifier::fault`].
-pub fn pfn_array(pages: usize, req_flags: u64) -> Result<KVec<u64>> {
-    let mut v = KVec::with_capacity(pages, GFP_KERNEL)?;
-    for _ in 0..pages {
-        v.push(req_flags, GFP_KERNEL)?;
-    }
-    Ok(v)
 }

@@ -5,7 +5,7 @@
 use crate::kext;
 use crate::kext::dma::{Bidirectional, DmaAddr, DmaDevice, PageMapping, ToDevice};
 use crate::kext::mm::Mm;
-use crate::kext::mmu_notifier::{pfn_array, IntervalNotifier, Invalidate, Locked, NotifierRange};
+use crate::kext::mmu_notifier::{IntervalNotifier, Invalidate, Locked, NotifierRange, StateGuard};
 use crate::kext::page::PageRef;
 use crate::logic::odp::{chunks, Access, ArgError, DmaEntry, HmmPfn, Region, BASE_SIZE};
 use crate::warn_ratelimited;
@@ -19,6 +19,9 @@ use kernel::{
 /// How many times a fault starts over after colliding with invalidations before giving up with
 /// `EBUSY`.
 const MAX_ATTEMPTS: u32 = 1000;
+
+/// Faults of at most this many pages keep their page words on the stack: no allocation.
+const STACK_PFNS: usize = 16;
 
 /// The errno of a refused argument.
 pub fn arg_errno(e: ArgError) -> Error {
@@ -66,6 +69,10 @@ impl UmemStats {
     }
 
     fn sub_mapped(&self, n: u64) {
+        // Each update is two atomics (the umem's and the module's): none for nothing.
+        if n == 0 {
+            return;
+        }
         self.pages_mapped.fetch_sub(n, Ordering::Relaxed);
         TOTALS.pages_mapped.fetch_sub(n, Ordering::Relaxed);
         self.add(|s| &s.unmaps, n);
@@ -261,14 +268,22 @@ impl Umem {
         let trace = |retries: u32, mapped: u64, ret: i32| {
             kext::trace::odp_fault(start, end, span.count as u64, retries, mapped, ret)
         };
-        let mut pfns = pfn_array(span.count, req)?;
+        // The page words: on the stack for a small fault, else one allocation for all attempts
+        // (`hmm_range_fault` rewrites every word, so a retry reuses them as they are).
+        let mut stack = [req; STACK_PFNS];
+        let mut heap;
+        let pfns: &mut [u64] = if span.count <= STACK_PFNS {
+            stack.get_mut(..span.count).ok_or(EINVAL)?
+        } else {
+            heap = KVec::from_elem(req, span.count, GFP_KERNEL)?;
+            &mut heap
+        };
         data.stats.add(|s| &s.faults, 1);
         for attempt in 0..MAX_ATTEMPTS {
-            let faulted = match self.n.fault(start, pfns, req) {
+            let faulted = match self.n.fault(start, &mut *pfns, req) {
                 Ok(f) => f,
                 Err(e) if e == EBUSY => {
                     data.stats.add(|s| &s.retries, 1);
-                    pfns = pfn_array(span.count, req)?;
                     continue;
                 }
                 Err(e) => {
@@ -283,14 +298,15 @@ impl Umem {
                     let (mapped, r) = self.install(&mut locked, span.first, access);
                     trace(attempt, mapped, r.err().map_or(0, |e| e.to_errno()));
                     r?;
+                    // The page words are no longer needed: the mappings made from them stay
+                    // current while the state stays locked.
                     return Ok(MappedRange {
-                        locked,
+                        locked: locked.into_guard(),
                         region: *region,
                     });
                 }
-                Err(faulted) => {
+                Err(_) => {
                     data.stats.add(|s| &s.retries, 1);
-                    pfns = faulted.into_pfns();
                 }
             }
         }
@@ -302,7 +318,7 @@ impl Umem {
     /// Returns the pages it mapped, and the result.
     fn install(
         &self,
-        locked: &mut Locked<'_, UmemData>,
+        locked: &mut Locked<'_, '_, UmemData>,
         first: usize,
         access: Access,
     ) -> (u64, Result) {
@@ -329,12 +345,14 @@ impl Umem {
                 Access::READ
             };
             let pfn = word.pfn() as usize;
+            // A mapping of another page, or with fewer rights, is replaced; an unmapped page (the
+            // common case of a fault) has nothing to undo.
             if let Some(m) = locked.map(i) {
                 if m.page().pfn() == pfn && locked.entry(i).access().contains(rights) {
                     continue;
                 }
+                unmapped += locked.unmap_span(i, i + 1);
             }
-            unmapped += locked.unmap_span(i, i + 1);
             let Some(page) = locked.page(k) else {
                 result = Err(EFAULT);
                 break;
@@ -363,8 +381,10 @@ impl Umem {
             mapped += 1;
         }
         data.stats.sub_mapped(unmapped);
-        data.stats.add(|s| &s.maps, mapped);
-        data.stats.add(|s| &s.pages_mapped, mapped);
+        if mapped > 0 {
+            data.stats.add(|s| &s.maps, mapped);
+            data.stats.add(|s| &s.pages_mapped, mapped);
+        }
         (mapped, result)
     }
 
@@ -394,7 +414,7 @@ impl Drop for Umem {
 /// A faulted, mapped range with its umem locked (from [`Umem::map_and_lock`]). Invalidations of
 /// the umem wait until it is dropped or [`MappedRange::unlock`]ed.
 pub struct MappedRange<'a> {
-    locked: Locked<'a, UmemData>,
+    locked: StateGuard<'a, UmemData>,
     region: Region,
 }
 

@@ -144,6 +144,13 @@ case " $boots " in *" profile "*)
     [ -n "$mark" ] || die "bench: no ksys_sync in $KSRC/System.map"
     export QEMU_PLUGIN="$BUILD/insn_profile.so,mark=0x$mark,out=$BUILD/results/profile/win"
     boot plain profile 900 "xendma.bench_dev=0000:00:05.0 swiotlb=$slots,force"
+    # The ODP fault path, ours against test_hmm, in a boot without swiotlb=force (part of the
+    # profile: boot() runs the boots named in $boots).
+    rm -rf "$BUILD/results/profile_odp"
+    mkdir -p "$BUILD/results/profile_odp"
+    export QEMU_PLUGIN="$BUILD/insn_profile.so,mark=0x$mark,out=$BUILD/results/profile_odp/win"
+    boots="$boots profile_odp"
+    boot plain profile_odp 900 "xendma.bench_odp_dev=0000:00:04.0"
     unset QEMU_PLUGIN
     /usr/bin/python3 "$REPO/bench/profile/analyze.py" "$BUILD/results" "$KSRC/System.map"
     ;;

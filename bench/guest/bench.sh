@@ -284,8 +284,38 @@ profile() {
             if [ $impl = ours ]; then ours_off ours; fi
         done
     done
-    grep '\[xen_swiotlb_rs\]' /proc/kallsyms | sed 's/^/@@B sym /'
+    grep '\[[a-z_0-9]*\]$' /proc/kallsyms | sed 's/^/@@B sym /'
     unload_ours
+}
+
+# The ODP part of the instruction profile (no swiotlb=force: nothing bounces): one pass of ours
+# at 1 and 16 pages per fault over 16 MiB, then the same with the kernel's test_hmm mirror, each
+# pass a window of the plugin (the program syncs before and after it); then ours's addresses.
+profile_odp() {
+    marks=0
+    for kind in odp hmm; do
+        if [ $kind = hmm ] && ! insmod $B/bench/test_hmm.ko 2>/tmp/err; then
+            out "error test_hmm: insmod: $(tr '\n' ' ' < /tmp/err)"
+            break
+        fi
+        if [ $kind = odp ]; then
+            r=$($XB odp-profile "$odp_dev" 16 2>&1)
+        else
+            r=$($XB hmm-profile 16 2>&1)
+        fi
+        rc=$?
+        # The program syncs four times; its passes end at the second and the fourth: windows
+        # marks + 1 and marks + 3 (the plugin numbers windows from 0).
+        echo "$r" | grep profile_pass | while read -r _ rest; do
+            out "profile_odp window=$((marks + 1)) $rest"
+            marks=$((marks + 2))
+        done
+        [ $rc = 0 ] || out "error profile_odp $kind: $(echo "$r" | tr '\n' ' ')"
+        marks=$((marks + 4))
+    done
+    # Every module's functions (ours, test_hmm, the benchmark driver), while all are loaded.
+    grep '\[[a-z_0-9]*\]$' /proc/kallsyms | sed 's/^/@@B sym /'
+    rmmod test_hmm 2>/dev/null
 }
 
 insmod $B/odp_umem.ko
@@ -308,6 +338,7 @@ direct)
     ;;
 kernel) against kernel ours ;;
 profile) profile ;;
+profile_odp) profile_odp ;;
 xen)
     floor
     alias_check

@@ -5,10 +5,11 @@
     analyze.py RESULTS_DIR SYSTEM_MAP
 
 RESULTS_DIR holds profile.txt (the guest's "profile window=N impl=... d=..." and "sym ADDR t NAME
-[module]" lines) and profile/win.N (the plugin's windows). Writes RESULTS_DIR/profile.md: for each
-direction, the guest instructions per map+unmap pair of the kernel's swiotlb and of ours, split
-by function, counted over the whole window (the benchmark's own loop and the idle vCPU
-included, the same for both).
+[module]" lines) and profile/win.N (the plugin's windows), and likewise profile_odp.txt and
+profile_odp/win.N. Writes RESULTS_DIR/profile.md: for each direction, the guest instructions per
+map+unmap pair of the kernel's swiotlb and of ours, and for 1 and 16 pages per fault, the
+instructions per fault of ours and of the kernel's test_hmm, split by function, counted over the
+whole window (the benchmark's own loop and the idle vCPU included).
 """
 import bisect
 import re
@@ -20,25 +21,36 @@ DIRS = {0: "bidirectional", 1: "to-device", 2: "from-device"}
 
 
 def rust_name(sym):
-    """A short name for a v0-mangled Rust symbol (its last path components), else sym."""
+    """A short name for a v0-mangled Rust symbol (its last path components outside generic
+    arguments), else sym. A heuristic reading of the grammar: identifiers are <length><text>,
+    disambiguators and back references end at '_', a generic path is 'I', its name, its
+    arguments, 'E'."""
     if not sym.startswith("_R"):
         return sym
-    idents, i = [], 2
+    # The generic path's own name follows its 'I' (I <path> <args> E): kept, its args not.
+    idents, i, depth, base = [], 2, 0, False
     while i < len(sym):
-        m = re.match(r"(\d+)_?", sym[i:])
-        if not m:
-            i += 1
-            continue
-        n = int(m.group(1))
-        start = i + m.end()
-        ident = sym[start:start + n]
-        if n and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ident):
-            idents.append(ident)
+        c = sym[i]
+        if c.isdigit():
+            m = re.match(r"(\d+)_?", sym[i:])
+            n, start = int(m.group(1)), i + m.end()
+            if depth == 0 or base:
+                idents.append(sym[start:start + n])
+            base = False
             i = start + n
+        elif c in "sB":
+            j = sym.find("_", i)
+            i = len(sym) if j < 0 else j + 1
+        elif c == "I":
+            base = depth == 0
+            depth += 1
+            i += 1
+        elif c == "E":
+            depth = max(depth - 1, 0)
+            i += 1
         else:
-            i += m.end()
-    # Drop the crate and module names the reader does not need.
-    keep = [x for x in idents if x not in ("xen_swiotlb_rs", "kernel", "core")]
+            i += 1
+    keep = [x for x in idents if x and not x.endswith("_rust") and x not in ("kernel", "core")]
     return "::".join(keep[-3:]) or sym
 
 
@@ -51,8 +63,10 @@ class Symbols:
                 entries.append((int(parts[0], 16), parts[2]))
         for line in module_lines:
             parts = line.split()
-            if len(parts) >= 3 and parts[1] in "tTwW":
-                entries.append((int(parts[0], 16), "[ours] " + rust_name(parts[2])))
+            if len(parts) >= 4 and parts[1] in "tTwW":
+                module = parts[3].strip("[]")
+                tag = "[ours]" if module in ("xen_swiotlb_rs", "odp_umem") else f"[{module}]"
+                entries.append((int(parts[0], 16), f"{tag} {rust_name(parts[2])}"))
         entries.sort()
         self.addrs = [a for a, _ in entries]
         self.names = [n for _, n in entries]
@@ -145,7 +159,60 @@ def main():
         for (vk, kk), (vo, ko) in zip(*tops):
             w(f"| `{kk}` | {vk:.0f} | `{ko}` | {vo:.0f} |")
         w("")
+    odp_section(rdir, system_map, w)
     (rdir / "profile.md").write_text("\n".join(L) + "\n")
+
+
+def odp_section(rdir, system_map, w):
+    """The ODP fault path: ours (odp_umem through the C API) against test_hmm, per fault."""
+    f = rdir / "profile_odp.txt"
+    if not f.exists():
+        return
+    lines = f.read_text().splitlines()
+    syms = Symbols(system_map, [l[4:] for l in lines if l.startswith("sym ")])
+    passes = {}
+    for l in lines:
+        if l.startswith("profile_odp "):
+            a = dict(kv.split("=", 1) for kv in l.split()[1:])
+            passes[(a["kind"], int(a["chunk"]))] = a
+    w("## Instruction profile: the ODP fault path (plain QEMU, no bounce)")
+    w("")
+    w("One pass of faults over a resident 16 MiB region per kind and fault size, each a window of "
+      "the plugin: `odp` is ours (`odp_umem_map_and_lock`, the bus address of each page, "
+      "`odp_umem_unlock`, from the benchmark driver), `hmm` the kernel's test_hmm mirror "
+      "(`HMM_DMIRROR_READ` from user space: the syscall and its copy of each page to user space "
+      "are counted, which ours does not have). Per fault; `[ours]`: odp_umem.")
+    w("")
+    for chunk in (1, 16):
+        per = {}
+        for kind in ("odp", "hmm"):
+            a = passes.get((kind, chunk))
+            path = rdir / "profile_odp" / f"win.{a['window']}" if a else None
+            if not path or not path.exists():
+                continue
+            insns, entries, atomics = window(path, syms)
+            faults = int(a["pages"]) // chunk
+            per[kind] = (insns, faults, entries, atomics)
+        if len(per) < 2:
+            w(f"{chunk} page(s) per fault: no profile (a window is missing)")
+            w("")
+            continue
+        w(f"### {chunk} page{'s' if chunk > 1 else ''} per fault")
+        w("")
+        w("| per fault | ours (odp_umem) | test_hmm |")
+        w("| --- | ---: | ---: |")
+        for what, fn in (("instructions", lambda p: sum(p[0].values()) / p[1]),
+                         ("function calls (entries)", lambda p: sum(p[2].values()) / p[1]),
+                         ("atomic read-modify-writes", lambda p: p[3] / p[1])):
+            w(f"| {what} | {fn(per['odp']):.0f} | {fn(per['hmm']):.0f} |")
+        w("")
+        w("| function (ours) | instructions per fault | function (test_hmm) | instructions per fault |")
+        w("| --- | ---: | --- | ---: |")
+        tops = [sorted(((v / per[k][1], n) for n, v in per[k][0].items()), reverse=True)[:14]
+                for k in ("odp", "hmm")]
+        for (vo, ko), (vh, kh) in zip(*tops):
+            w(f"| `{ko}` | {vo:.0f} | `{kh}` | {vh:.0f} |")
+        w("")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@
  *   xendma_bench pressure BDF SLOTS PERCENT MS SEED
  *   xendma_bench odp BDF MIB REPEATS
  *   xendma_bench hmm MIB REPEATS         (the kernel's test_hmm mirror, /dev/hmm_dmirror0)
+ *   xendma_bench odp-profile BDF MIB     one pass of odp faults at 1 and at 16 pages per fault,
+ *   xendma_bench hmm-profile MIB         or of test_hmm reads, each between two sync(2) calls
+ *                                        (the marks of the instruction profile's QEMU plugin)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -170,6 +173,18 @@ static void inval_refault(char *buf, size_t len, int odp)
 	       odp ? ioctl(fd, XB_ODP_INVALIDATIONS) - before : 0);
 }
 
+/* len bytes of anonymous memory in base pages, every one resident (the CPU wrote it). */
+static char *resident(size_t len)
+{
+	char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (buf == MAP_FAILED)
+		die("mmap");
+	madvise(buf, len, MADV_NOHUGEPAGE);
+	memset(buf, 0x5a, len);
+	return buf;
+}
+
 static int cmd_odp(char **argv)
 {
 	size_t len = strtoull(argv[1], NULL, 0) << 20, chunks[] = { PAGE, 16 * PAGE };
@@ -182,12 +197,8 @@ static int cmd_odp(char **argv)
 		fprintf(stderr, "xendma_bench: odp: bad arguments\n");
 		return 2;
 	}
-	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED)
-		die("mmap");
 	/* Base pages only, every one resident: the device reads data the CPU wrote. */
-	madvise(buf, len, MADV_NOHUGEPAGE);
-	memset(buf, 0x5a, len);
+	buf = resident(len);
 	for (odp = 1; odp >= 0; odp--) {
 		__u64 all[4] = { (uintptr_t)buf, len, len };
 
@@ -236,12 +247,10 @@ static int cmd_hmm(char **argv)
 		fprintf(stderr, "xendma_bench: hmm: bad arguments\n");
 		return 2;
 	}
-	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	bounce = malloc(16 * PAGE);
-	if (buf == MAP_FAILED || !bounce)
-		die("mmap");
-	madvise(buf, len, MADV_NOHUGEPAGE);
-	memset(buf, 0x5a, len);
+	if (!bounce)
+		die("malloc");
+	buf = resident(len);
 	for (c = 0; c < 2; c++) {
 		__u64 faults = 0;
 
@@ -295,6 +304,52 @@ static int cmd_hmm(char **argv)
 	return 0;
 }
 
+/*
+ * The instruction profile's passes (bench/guest/bench.sh profile_odp): the region made resident,
+ * then for 1 and 16 pages per fault, the device's view emptied, sync(2), one pass of faults over
+ * the region, sync(2). Ours (odp) or the test_hmm mirror.
+ */
+static int cmd_fault_profile(const char *bdf_s, const char *mib, int odp)
+{
+	size_t len = strtoull(mib, NULL, 0) << 20, chunks[] = { PAGE, 16 * PAGE }, off;
+	char *buf, *bounce = malloc(16 * PAGE);
+	__u64 bdf[3], faults = 0;
+	int c;
+
+	if (!len || len > (1UL << 30) || !bounce) {
+		fprintf(stderr, "xendma_bench: profile: bad arguments\n");
+		return 2;
+	}
+	buf = resident(len);
+	if (odp) {
+		parse_bdf(bdf_s, bdf);
+		region(bdf, buf, len, 1);
+	}
+	for (c = 0; c < 2; c++) {
+		__u64 a[4] = { (uintptr_t)buf, len, chunks[c] };
+		__u64 u[3] = { (uintptr_t)buf, len };
+
+		if (odp)
+			xioctl(XB_ODP_UNMAP, u, "odp unmap");
+		else if (mprotect(buf, len, PROT_READ) || mprotect(buf, len, PROT_READ | PROT_WRITE))
+			die("mprotect");
+		sync();
+		if (odp)
+			xioctl(XB_ODP_FAULT, a, "odp fault");
+		else
+			for (off = 0; off < len; off += chunks[c])
+				dmirror(HMM_DMIRROR_READ, buf + off, chunks[c] / PAGE, bounce, &faults);
+		sync();
+		printf("profile_pass kind=%s chunk=%zu pages=%zu\n", odp ? "odp" : "hmm", chunks[c] / PAGE,
+		       len / PAGE);
+	}
+	if (odp)
+		xioctl(XB_RELEASE, NULL, "release");
+	free(bounce);
+	munmap(buf, len);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -306,6 +361,13 @@ int main(int argc, char **argv)
 			die("/dev/hmm_dmirror0");
 		return cmd_hmm(argv + 2);
 	}
+	if (!strcmp(argv[1], "hmm-profile") && argc == 3) {
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		fd = open("/dev/hmm_dmirror0", O_RDWR);
+		if (fd < 0)
+			die("/dev/hmm_dmirror0");
+		return cmd_fault_profile(NULL, argv[2], 0);
+	}
 	fd = open(XENDMA_BENCH_DEV, O_RDWR);
 	if (fd < 0)
 		die(XENDMA_BENCH_DEV);
@@ -316,10 +378,14 @@ int main(int argc, char **argv)
 		return cmd_pressure(argv + 2);
 	if (!strcmp(argv[1], "odp") && argc == 5)
 		return cmd_odp(argv + 2);
+	if (!strcmp(argv[1], "odp-profile") && argc == 4)
+		return cmd_fault_profile(argv[2], argv[3], 1);
 usage:
 	fprintf(stderr, "usage: xendma_bench memcpy BYTES THREADS MS FLAGS\n"
 			"       xendma_bench pressure BDF SLOTS PERCENT MS SEED\n"
 			"       xendma_bench odp BDF MIB REPEATS\n"
-			"       xendma_bench hmm MIB REPEATS\n");
+			"       xendma_bench hmm MIB REPEATS\n"
+			"       xendma_bench odp-profile BDF MIB\n"
+			"       xendma_bench hmm-profile MIB\n");
 	return 2;
 }
