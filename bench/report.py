@@ -320,19 +320,21 @@ def write_alias(r, w):
     w("Hot copies with the kernel's `memcpy()` (the floor's `call` routine), 10 pairs of 300 ms passes, "
       "the order alternating: source and destination both aligned to at least the copy's size (as the "
       "benchmark's buffer, a high-order allocation, and a segment of xen_swiotlb_rs's pool are), and the "
-      "destination one page off that alignment. `slow`: passes more than 1.8 times the fastest pass of "
-      "the same boot and size.")
+      "destination one page off that alignment; 2 MiB copies also 256 KiB and 1 MiB off (QEMU's "
+      "software TLB is direct-mapped on the page number, 64 entries at least: Documentation/bench.rst). "
+      "`slow`: passes more than 1.8 times the fastest pass of the same boot and size.")
     w("")
     w("| boot | bytes | destination | ns per copy: median (min–max) | slow passes |")
     w("| --- | ---: | --- | ---: | ---: |")
     for (boot, size) in sorted({(b, s) for b, s, _ in r.alias}):
         fastest = min(x for (b, s, _), v in r.alias.items() if b == boot and s == size for x in v)
-        for off in (0, 4096):
+        for off in sorted({o for b, s, o in r.alias if b == boot and s == size}):
             v = r.alias.get((boot, size, off), [])
             if not v:
                 continue
             slow = sum(1 for x in v if x > 1.8 * fastest)
-            w(f"| {'dom0' if boot == 'xen' else 'plain'} | {size} | {'aligned' if off == 0 else 'one page off'} | "
+            where = {0: "aligned", 4096: "one page off"}.get(off, f"{off // 1024} KiB off")
+            w(f"| {'dom0' if boot == 'xen' else 'plain'} | {size} | {where} | "
               f"{statistics.median(v):.0f} ({min(v):.0f}–{max(v):.0f}) | {slow} of {len(v)} |")
     w("")
 

@@ -142,8 +142,14 @@ static int xb_memcpy(u64 *a)
 	int nthreads = a[1], i, cpu, started = 0, ret = 0;
 	u64 copies = 0, ps_sum = 0;
 
-	/* Flags: 1 cold, 2 out-of-line memcpy(), 4 hot destination one page into its block. */
-	if (!a[0] || a[0] > (PAGE_SIZE << XB_COLD_ORDER) - PAGE_SIZE || nthreads < 1 || a[3] > 7 ||
+	/*
+	 * Flags: 1 cold, 2 out-of-line memcpy(), 4 hot destination one page into its block; bits 3
+	 * and up, if not 0: the hot destination that many pages into its block instead.
+	 */
+	u64 offset = (a[3] >> 3) ? (a[3] >> 3) * PAGE_SIZE : (a[3] & 4) ? PAGE_SIZE : 0;
+
+	if (!a[0] || a[0] > (PAGE_SIZE << XB_COLD_ORDER) - PAGE_SIZE || nthreads < 1 ||
+	    (a[3] >> 3) >= (1UL << XB_COLD_ORDER) || offset + a[0] > (PAGE_SIZE << XB_COLD_ORDER) ||
 	    nthreads > XB_MAX_THREADS || nthreads > num_online_cpus() || !a[2] || a[2] > 60000)
 		return -EINVAL;
 	c = kcalloc(nthreads, sizeof(*c), GFP_KERNEL);
@@ -155,7 +161,7 @@ static int xb_memcpy(u64 *a)
 		c[i].bytes = a[0];
 		c[i].cold = a[3] & 1;
 		c[i].call = a[3] & 2;
-		c[i].offset = (a[3] & 4) ? PAGE_SIZE : 0;
+		c[i].offset = offset;
 		c[i].ns_budget = a[2] * NSEC_PER_MSEC;
 		c[i].ready = &ready;
 		c[i].nthreads = nthreads;

@@ -4,7 +4,8 @@
  * the guest by bench/guest/bench.sh. Prints one "key=value ..." line per measurement.
  *
  *   xendma_bench memcpy BYTES THREADS MS FLAGS  (1: cold, 2: out-of-line memcpy(),
- *                                                4: hot destination one page off its 4 MiB alignment)
+ *                                                4: hot destination one page off its 4 MiB alignment,
+ *                                                8 * N: N pages off instead)
  *   xendma_bench pressure BDF SLOTS PERCENT MS SEED
  *   xendma_bench odp BDF MIB REPEATS
  *   xendma_bench hmm MIB REPEATS         (the kernel's test_hmm mirror, /dev/hmm_dmirror0)
@@ -83,10 +84,11 @@ static int cmd_memcpy(char **argv)
 {
 	__u64 a[6] = { strtoull(argv[0], NULL, 0), strtoull(argv[1], NULL, 0),
 		       strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0) };
+	unsigned long long off = (a[3] >> 3) ? (a[3] >> 3) * PAGE : (a[3] & 4) ? PAGE : 0;
 
 	xioctl(XB_MEMCPY, a, "memcpy");
 	printf("memcpy bytes=%llu threads=%llu cold=%llu call=%llu offset=%llu copies=%llu ns=%.3f\n",
-	       a[0], a[1], a[3] & 1, (a[3] >> 1) & 1, (a[3] >> 2) & 1 ? (unsigned long long)PAGE : 0ULL, a[4], a[5] / 1000.0);
+	       a[0], a[1], a[3] & 1, (a[3] >> 1) & 1, off, a[4], a[5] / 1000.0);
 	return 0;
 }
 
