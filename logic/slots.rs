@@ -123,6 +123,10 @@ const FIT_CANDIDATES: usize = 2;
 /// whole-segment mapping avoids it in 7 of the 8 segments of every 2 MiB.
 pub const ALIAS_PAGES: u64 = 512;
 
+/// Aliasing is avoided only while the area is less than this share (in percent) used: under
+/// pressure the bounded best fit places blocks as it would without it.
+const ALIAS_AVOID_BELOW_PERCENT: usize = 50;
+
 /// Admissible starts tried in one free run for a placement that does not alias.
 const ALIAS_TRIES: usize = 4;
 
@@ -1294,8 +1298,10 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
     /// inside a segment, the tighter of the first [`FIT_CANDIDATES`] free
     /// runs that can hold the block (bounded best fit), placed at its first
     /// admissible slot whose mapping does not alias its original
-    /// ([`ALIAS_PAGES`]). Room that only aliases is taken when no other is
-    /// found in it and in the next [`ALIAS_EXTRA_SEGMENTS`] segments with room.
+    /// ([`ALIAS_PAGES`]), while the area is less than
+    /// [`ALIAS_AVOID_BELOW_PERCENT`] used. Room that only aliases is taken when
+    /// no other is found in it and in the next [`ALIAS_EXTRA_SEGMENTS`]
+    /// segments with room.
     ///
     /// `seg_max` is an upper bound of the longest free run; a walk that
     /// covers a whole segment without finding room tightens it to the
@@ -1307,6 +1313,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         let mut seg_start = 0;
         let mut fallback: Option<usize> = None;
         let mut extra = 0usize;
+        let avoid = self.used.saturating_mul(100) < len.saturating_mul(ALIAS_AVOID_BELOW_PERCENT);
         while seg_start < len {
             let seg_end = seg_start.saturating_add(self.geo.seg).min(len);
             let head = self.slot(seg_start)?;
@@ -1326,7 +1333,12 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
                         let rs = self.first.checked_add(i).ok_or(Corrupt)?;
                         let re = rs.checked_add(run).ok_or(Corrupt)?;
                         if let Some(c) = Self::fit_in_run(plan, rs, re) {
-                            match Self::unaliased(plan, c, re) {
+                            let placed = if avoid {
+                                Self::unaliased(plan, c, re)
+                            } else {
+                                Some(c)
+                            };
+                            match placed {
                                 Some(c) => {
                                     best = Some((run, c - self.first));
                                     seen += 1;
@@ -2110,6 +2122,16 @@ mod tests {
         // The original at page 1: now slot 0 is fine.
         let c = alloc(&pool, &mut area, MapRequest::new(0x1000, 2048)).unwrap();
         assert_eq!(c.first_slot, 0);
+        // Under pressure (half the area used or more) placement ignores aliasing.
+        let (pool, mut area) = area_for(PoolConfig::new(0, 256));
+        alloc(&pool, &mut area, MapRequest::new(0x5000, 128 * 2048)).unwrap();
+        let p = alloc(
+            &pool,
+            &mut area,
+            MapRequest::new(0x20_0000 + 0x4_0000, 4096),
+        )
+        .unwrap();
+        assert_eq!(p.first_slot, 128);
         // Only aliasing room left is still used: no failure for it.
         let (pool, mut area) = area_for(PoolConfig::new(0, 128));
         let only = alloc(&pool, &mut area, MapRequest::new(0x40_0000, 128 * 2048)).unwrap();
