@@ -268,3 +268,32 @@ pub fn ram_end() -> u64 {
     // SAFETY: no requirements.
     unsafe { ffi::xendma_ram_end() }
 }
+
+/// The linear map's start (`PAGE_OFFSET`), read once (0: not read yet).
+#[cfg(all(xendma_swiotlb, CONFIG_X86_64))]
+static LINEAR_MAP: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// The kernel virtual address of `phys`, a physical address of the linear map (`phys_to_virt`).
+///
+/// On x86-64 the linear map holds all of RAM at one offset (`__va`: `phys + PAGE_OFFSET`), which
+/// is read once; the mapping path then adds it without a call.
+#[cfg(xendma_swiotlb)]
+#[inline]
+pub fn phys_to_virt(phys: u64) -> *mut u8 {
+    #[cfg(CONFIG_X86_64)]
+    {
+        use core::sync::atomic::Ordering;
+        let mut start = LINEAR_MAP.load(Ordering::Relaxed);
+        if start == 0 {
+            // SAFETY: `phys_to_virt` only computes an address (nothing is accessed).
+            start = unsafe { ffi::xendma_phys_to_virt(0) } as usize;
+            LINEAR_MAP.store(start, Ordering::Relaxed);
+        }
+        start.wrapping_add(phys as usize) as *mut u8
+    }
+    #[cfg(not(CONFIG_X86_64))]
+    // SAFETY: `phys_to_virt` only computes an address (nothing is accessed).
+    unsafe {
+        ffi::xendma_phys_to_virt(phys).cast()
+    }
+}

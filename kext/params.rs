@@ -32,9 +32,11 @@ pub fn segment_kb() -> u32 {
 }
 
 /// `force_bounce`: bounce every mapping (writable at run time through sysfs).
+#[inline]
 pub fn force_bounce() -> bool {
-    // SAFETY: reads a module parameter.
-    unsafe { ffi::xendma_swiotlb_force_bounce() }
+    // SAFETY: the parameter is a C `bool` (0 or 1) that lives as long as the module; sysfs
+    // writes it with a plain store, so it is read once, as `READ_ONCE` would.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(ffi::xendma_param_force_bounce)) }
 }
 
 /// `attach`: the devices to attach at load, comma-separated.

@@ -3,7 +3,8 @@
 //! The modules' trace events (`kext/helpers/trace_swiotlb.h`, system `xen_swiotlb_rs`;
 //! `kext/helpers/trace_odp.h`, system `odp_umem`), emitted through the C wrappers of
 //! `kext/helpers/trace_*.c`. Each call costs a function call and, while the event is disabled,
-//! the tracepoint's static branch (a no-op).
+//! the tracepoint's static branch (a no-op); the per-mapping `bounced` event is not even called
+//! while disabled (its static key count is read first).
 
 use crate::kext::bindings as ffi;
 
@@ -31,7 +32,8 @@ mod swiotlb {
     }
 
     /// `xen_swiotlb_rs:bounced`: `size` bytes at guest-physical `phys` bounced to bus address
-    /// `bounce` for `dev`.
+    /// `bounce` for `dev`. Costs one read while the event is disabled.
+    #[inline]
     pub fn bounced(
         dev: &Device,
         phys: u64,
@@ -40,6 +42,17 @@ mod swiotlb {
         dir: DataDirection,
         reason: BounceReason,
     ) {
+        // SAFETY: the key pointer is a constant of the module's C part, to the event's static key
+        // count (or to a zero when the kernel has no tracepoints), which lives as long as the
+        // module; it is read as `static_key_enabled` reads it.
+        let on = unsafe {
+            core::ptr::read_volatile(core::ptr::addr_of!(
+                (*ffi::xendma_trace_bounced_key).counter
+            ))
+        } > 0;
+        if !on {
+            return;
+        }
         // SAFETY: `dev` is a live device (a reference); the event copies its name and the values.
         unsafe {
             ffi::xendma_trace_bounced(

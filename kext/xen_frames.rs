@@ -277,9 +277,8 @@ impl ChunkMem {
             return;
         }
         let bounce = (self.virt as *mut u8).wrapping_add(off);
-        // SAFETY: `orig` is lent memory of the linear map (see above), so its virtual address is
-        // valid.
-        let orig = unsafe { ffi::xendma_phys_to_virt(orig) }.cast::<u8>();
+        // `orig` is lent memory of the linear map (see above): its virtual address is valid.
+        let orig = crate::kext::page::phys_to_virt(orig);
         let (src, dst) = if to_orig {
             (bounce.cast_const(), orig)
         } else {

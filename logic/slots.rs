@@ -726,7 +726,7 @@ impl Geometry {
 
     /// Address of pool slot `idx` (no overflow for `idx <= nslabs`, checked
     /// at construction; still computed with checks).
-    #[inline]
+    #[inline(always)]
     fn slot_addr(&self, idx: usize) -> Option<u64> {
         to_u64(idx)
             .checked_mul(self.slot_size())?
@@ -994,6 +994,7 @@ impl Pool {
     ///   `orig`;
     /// - the block fits in one segment and does not cross a multiple of
     ///   `seg_boundary_mask + 1`.
+    #[inline(always)]
     pub fn plan(&self, req: &MapRequest) -> Result<Plan, MapError> {
         let geo = self.geo;
         if req.size == 0 {
@@ -1267,6 +1268,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
 
     /// First admissible start of a block of `plan` inside the free run of
     /// pool indices `[rs, re)`.
+    #[inline(always)]
     fn fit_in_run(plan: &Plan, rs: usize, re: usize) -> Option<usize> {
         let base_slot = plan.geo.base >> plan.geo.slot_shift;
         let mut c = Self::align_up(plan, rs)?;
@@ -1386,6 +1388,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
     }
 
     /// Marks the block of `plan` at local index `c` as used.
+    #[inline(always)]
     fn take(&mut self, c: usize, plan: &Plan) -> Result<(), Corrupt> {
         let n = plan.nslots;
         let (ss, se) = self.seg_bounds(c);
@@ -1542,6 +1545,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
     /// request is known to be exactly a live mapping, before its slots are freed: the caller
     /// copies the bounce buffer back there, with the area still locked. Nothing is called for
     /// a refused request.
+    #[inline(always)]
     pub fn release_with<F>(
         &mut self,
         addr: u64,
@@ -1778,6 +1782,12 @@ pub trait PoolSet {
 /// (always, as upstream, so that a partial device write leaves the rest
 /// intact): the mapping's bytes are counted as bounced here, in the area's
 /// critical section ([`AreaCounters`]), with the allocation.
+///
+/// This and the functions of the one-page fast path (`plan`, `take`, `fit_in_run`, `release`)
+/// are always inlined into the ops table's trampolines: the profile of `make bench` counts each
+/// call and return as a separate indirect jump, and without them the path made 13 more calls
+/// per map+unmap than the kernel's swiotlb (Documentation/bench.rst, "The fast path").
+#[inline(always)]
 pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<SlotMapping, MapError> {
     let mut examined = false;
     let mut fits_somewhere = false;
@@ -1904,6 +1914,7 @@ pub fn unmap<P: PoolSet>(set: &P, addr: u64, size: usize) -> Result<Released, Un
 /// back: its bytes are counted as bounced in the same critical section. Meant for small
 /// copies; a long copy would hold the area lock for its whole length, so the caller should
 /// copy larger mappings between [`lookup`] and [`unmap`] instead.
+#[inline(always)]
 pub fn unmap_with<P: PoolSet, F: FnOnce(&SyncRange)>(
     set: &P,
     addr: u64,
@@ -1914,6 +1925,7 @@ pub fn unmap_with<P: PoolSet, F: FnOnce(&SyncRange)>(
 }
 
 /// [`unmap`], and [`unmap_with`] if `copy_back` is given.
+#[inline(always)]
 fn release<P: PoolSet, F: FnOnce(&SyncRange)>(
     set: &P,
     addr: u64,

@@ -71,6 +71,7 @@ impl Attached {
 }
 
 impl DmaOps for Attached {
+    #[inline(always)]
     fn map_page(
         &self,
         dev: &Device,
@@ -133,6 +134,7 @@ impl DmaOps for Attached {
         }
     }
 
+    #[inline(always)]
     fn unmap_page(&self, dev: &Device, dma: u64, size: usize, dir: DataDirection, attrs: Attrs) {
         let e = &*self.engine;
         let copy = dir.copy_on_unmap(attrs.contains(Attrs::SKIP_CPU_SYNC));

@@ -228,6 +228,7 @@ impl BouncePool {
     /// Copies `len` bytes between a mapping's bounce slots at `bounce` and its original memory
     /// at `orig`, in the direction `to_orig` says. `orig` is the address of a live mapping's
     /// [`CallerBuf`] (type invariant).
+    #[inline(always)]
     fn copy(&self, bounce: u64, orig: u64, len: usize, to_orig: bool) {
         let Some(c) = self.iter().find(|c| {
             bounce
@@ -245,6 +246,7 @@ impl BouncePool {
 
     /// Allocates bounce slots for `buf` (aligned as `min_align_mask` and the segment boundary
     /// ask) and copies the buffer into them: the bounce buffer's physical address.
+    #[inline(always)]
     pub fn map(
         &self,
         buf: &CallerBuf,
@@ -266,6 +268,7 @@ impl BouncePool {
     /// Frees the mapping at bounce address `addr` of `size` bytes, first copying the bounce
     /// buffer back if `copy_back`. The allocator refuses (and nothing is copied) unless `addr`
     /// and `size` are exactly a live mapping's.
+    #[inline(always)]
     pub fn unmap(&self, addr: u64, size: usize, copy_back: bool) -> Result<Released, UnmapError> {
         if !copy_back {
             return slots::unmap(self, addr, size);

@@ -119,21 +119,42 @@ pub struct DmaParams {
     pub seg_boundary: u64,
 }
 
-/// The device's streaming DMA parameters, read in one call (the map path).
+/// The device's streaming DMA parameters, read from the device itself (the map path): what
+/// `dma_get_min_align_mask` and `dma_get_seg_boundary` (linux/dma-mapping.h) return, without a
+/// call per field.
+#[inline]
 pub fn dma_params(dev: &Device) -> DmaParams {
-    let mut p = ffi::xendma_dma_params {
-        dma_mask: 0,
-        bus_dma_limit: 0,
-        min_align_mask: 0,
-        seg_boundary: 0,
+    let d = raw(dev);
+    // SAFETY: `dev` is a live device (a reference). Its DMA mask pointer, bus limit and DMA
+    // parameters pointer are read without a lock, as the DMA API's own inline helpers read them on
+    // every mapping; the pointers are either null or point to memory that lives as long as the
+    // device (the driver's mask, the bus's parameters).
+    let (mask_ptr, bus_limit, parms) =
+        unsafe { ((*d).dma_mask, (*d).bus_dma_limit, (*d).dma_parms) };
+    let mask = if mask_ptr.is_null() {
+        0
+    } else {
+        // SAFETY: a non-null `dma_mask` points to the device's mask (see above).
+        unsafe { *mask_ptr }
     };
-    // SAFETY: `dev` is a valid device; `p` is a writable struct of the type the helper fills.
-    unsafe { ffi::xendma_dev_dma_params(raw(dev), &mut p) };
+    let (min_align_mask, seg_boundary) = if parms.is_null() {
+        (0, u64::MAX)
+    } else {
+        // SAFETY: a non-null `dma_parms` points to the device's parameters (see above).
+        let (align, boundary) =
+            unsafe { ((*parms).min_align_mask, (*parms).segment_boundary_mask) };
+        let boundary = if boundary == 0 {
+            u64::MAX
+        } else {
+            boundary as u64
+        };
+        (u64::from(align), boundary)
+    };
     DmaParams {
-        mask: p.dma_mask,
-        bus_limit: p.bus_dma_limit,
-        min_align_mask: p.min_align_mask,
-        seg_boundary: p.seg_boundary,
+        mask,
+        bus_limit,
+        min_align_mask,
+        seg_boundary,
     }
 }
 

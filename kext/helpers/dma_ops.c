@@ -36,14 +36,6 @@ bool xendma_dev_uses_iommu_dma(struct device *dev)
 	return use_dma_iommu(dev);
 }
 
-void xendma_dev_dma_params(struct device *dev, struct xendma_dma_params *p)
-{
-	p->dma_mask = dev->dma_mask ? *dev->dma_mask : 0;
-	p->bus_dma_limit = dev->bus_dma_limit;
-	p->min_align_mask = dma_get_min_align_mask(dev);
-	p->seg_boundary = dma_get_seg_boundary(dev);
-}
-
 struct device *xendma_pci_find(const char *name)
 {
 	return bus_find_device_by_name(&pci_bus_type, NULL, name);

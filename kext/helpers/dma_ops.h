@@ -26,15 +26,6 @@ void xendma_dev_set_dma_ops(struct device *dev, const struct dma_map_ops *ops);
 bool xendma_dev_uses_iommu_dma(struct device *dev);
 bool xendma_dev_has_driver(struct device *dev);
 
-/* What a streaming mapping needs to know of a device, read in one call (the map path). */
-struct xendma_dma_params {
-	u64 dma_mask;
-	u64 bus_dma_limit;
-	u64 min_align_mask;
-	u64 seg_boundary;
-};
-
-void xendma_dev_dma_params(struct device *dev, struct xendma_dma_params *p);
 const char *xendma_dev_name(struct device *dev);
 struct device *xendma_pci_find(const char *name);
 int xendma_device_release_driver(struct device *dev);
@@ -100,7 +91,7 @@ unsigned int xendma_swiotlb_pool_mb(void);
 unsigned int xendma_swiotlb_dma_bits(void);
 unsigned int xendma_swiotlb_pool_max_mb(void);
 unsigned int xendma_swiotlb_segment_kb(void);
-bool xendma_swiotlb_force_bounce(void);
+extern bool xendma_param_force_bounce;
 const char *xendma_swiotlb_attach(void);
 
 #endif

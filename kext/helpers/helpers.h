@@ -94,6 +94,7 @@ struct kunit;
 void xendma_kunit_skip(struct kunit *test, const char *reason);
 
 /* Trace events (trace_swiotlb.c: xen_swiotlb_rs.ko; trace_odp.c: odp_umem.ko). */
+extern const atomic_t *const xendma_trace_bounced_key;
 void xendma_trace_bounced(struct device *dev, u64 phys, u64 bounce, size_t size, int dir,
 			  unsigned int reason);
 void xendma_trace_map_failed(struct device *dev, size_t size, unsigned int reason, u64 used_slots,

@@ -27,8 +27,9 @@ module_param(segment_kb, uint, 0444);
 MODULE_PARM_DESC(segment_kb,
 		 "Machine-contiguous segment size in KiB, a power of two from 256 to 4096; also the largest mapping (default 256)");
 
-static bool force_bounce;
-module_param(force_bounce, bool, 0644);
+/* Not static: the mapping path reads it directly (kext/params.rs), without a call. */
+bool xendma_param_force_bounce;
+module_param_named(force_bounce, xendma_param_force_bounce, bool, 0644);
 MODULE_PARM_DESC(force_bounce, "Bounce every mapping of attached devices (default N; writable)");
 
 static char *attach;
@@ -53,11 +54,6 @@ unsigned int xendma_swiotlb_pool_max_mb(void)
 unsigned int xendma_swiotlb_segment_kb(void)
 {
 	return segment_kb;
-}
-
-bool xendma_swiotlb_force_bounce(void)
-{
-	return READ_ONCE(force_bounce);
 }
 
 const char *xendma_swiotlb_attach(void)

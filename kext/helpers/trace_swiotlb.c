@@ -7,6 +7,21 @@
 #include "trace_swiotlb.h"
 #undef CREATE_TRACE_POINTS
 
+/*
+ * The bounced event's static key count, which the mapping path reads (kext/trace.rs) to call
+ * xendma_trace_bounced() only while the event is enabled, as trace_bounced()'s static branch does.
+ */
+#ifdef CONFIG_TRACEPOINTS
+/*
+ * The tracepoint's key is a struct static_key in 6.12 and a struct static_key_false (which begins
+ * with one) in 7.x; either way its first member is the atomic_t count.
+ */
+const atomic_t *const xendma_trace_bounced_key = (const atomic_t *)&__tracepoint_bounced.key;
+#else
+static const atomic_t xendma_trace_off = ATOMIC_INIT(0);
+const atomic_t *const xendma_trace_bounced_key = &xendma_trace_off;
+#endif
+
 void xendma_trace_bounced(struct device *dev, u64 phys, u64 bounce, size_t size, int dir,
 			  unsigned int reason)
 {
