@@ -129,8 +129,8 @@ pub fn dma_params(dev: &Device) -> DmaParams {
     // parameters pointer are read without a lock, as the DMA API's own inline helpers read them on
     // every mapping; the pointers are either null or point to memory that lives as long as the
     // device (the driver's mask, the bus's parameters).
-    let (mask_ptr, bus_limit, parms) =
-        unsafe { ((*d).dma_mask, (*d).bus_dma_limit, (*d).dma_parms) };
+    let fields = unsafe { ((*d).dma_mask, (*d).bus_dma_limit, (*d).dma_parms) };
+    let (mask_ptr, bus_limit, parms) = fields;
     let mask = if mask_ptr.is_null() {
         0
     } else {
