@@ -266,20 +266,22 @@ def write_trace(r, w):
 
 
 def write_big(r, w):
-    """2 MiB mappings in dom0: swiotlb-xen against ours with segment_kb=2048."""
+    """2 MiB mappings in dom0: swiotlb-xen against ours with segment_kb=4096."""
     if not r.big and not r.bigfail:
         return
     i = r.info.get("xen", {})
     w("## 2 MiB mappings in dom0 (granules of 128, 256 and 512 pages)")
     w("")
+    pairs = max((len(v) for (im, _, _), v in r.big.items() if im == "ours-xen"), default=0)
     w("The case Qubes OS users report from amdgpu in dom0 (\"swiotlb buffer is full (sz: 2097152 "
-      "bytes)\"). dma_map_benchmark, 1 thread, 3 pairs of passes alternating in the dom0 boot: "
+      f"bytes)\"). dma_map_benchmark, 1 thread, {pairs} pairs of passes alternating in the dom0 boot: "
       "swiotlb-xen (its largest mapping is 128 slots, 256 KiB) and xen_swiotlb_rs loaded with "
-      f"`segment_kb=2048` (read back: {i.get('ours_2m_segment_kb', '?')} KiB; "
+      f"`segment_kb={i.get('ours_2m_segment_kb', '?')}` (read back; "
       f"{i.get('ours_2m_segments', '?')} machine-contiguous segments; map failures counted by it: "
       f"{i.get('ours_2m_map_failures', '?')}). A run fails when one mapping fails "
       "(dma_map_benchmark stops and reports the error). µs, medians of the runs that completed; "
-      "`floor`: the copies at memcpy speed in dom0 (the faster routine, hot buffers).")
+      "`floor`: the copies at memcpy speed in dom0 (the faster routine, hot buffers, the median of "
+      "its passes).")
     w("")
     w("| granule | direction | swiotlb-xen map+unmap | swiotlb-xen failed runs | xen_swiotlb_rs map+unmap "
       "| xen_swiotlb_rs failed runs | floor | ours/floor (range) |")
