@@ -1924,6 +1924,28 @@ pub fn unmap_with<P: PoolSet, F: FnOnce(&SyncRange)>(
     release(set, addr, size, Some(before_free))
 }
 
+/// Takes back a mapping that [`map`] returned but the caller could not hand out (its bounce
+/// address turned out to be unusable for the device): frees it as [`unmap`] does and, in the same
+/// critical section, removes it from the area's counters, so that `allocs` and `bounced_bytes`
+/// count only the mappings that were made. Refused, and nothing changed, unless `addr` and `size`
+/// are exactly a live mapping's.
+pub fn withdraw<P: PoolSet>(set: &P, addr: u64, size: usize) -> Result<Released, UnmapError> {
+    let (p, a) = locate(set, addr).ok_or(UnmapError::NotBounceAddress)?;
+    let released = set
+        .with_area(p, a, |area| {
+            let r = area.release(addr, size);
+            if let Ok(rel) = &r {
+                area.counters.allocs = area.counters.allocs.wrapping_sub(1);
+                area.counters.bounced_bytes =
+                    area.counters.bounced_bytes.wrapping_sub(to_u64(rel.size));
+            }
+            r
+        })
+        .ok_or(UnmapError::MissingArea)??;
+    set.stats().record_free(released.nslots);
+    Ok(released)
+}
+
 /// [`unmap`], and [`unmap_with`] if `copy_back` is given.
 #[inline(always)]
 fn release<P: PoolSet, F: FnOnce(&SyncRange)>(
@@ -1955,6 +1977,32 @@ mod tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
+
+    #[test]
+    fn withdraw_undoes_the_counts_of_a_map() {
+        let set = TestSet::new(&[PoolConfig::new(0x10_0000, 1024).with_cpus(2)]);
+        let m = map(&set, 0, &MapRequest::new(0x1234_5000, 3000)).unwrap();
+        let before = snapshot(&set);
+        assert_eq!(before.allocs, 1);
+        assert_eq!(before.bounced_bytes, 3000);
+        // Only the exact mapping is taken back.
+        assert_eq!(
+            withdraw(&set, m.addr(), 2999),
+            Err(UnmapError::SizeMismatch {
+                mapped: 3000,
+                given: 2999
+            })
+        );
+        assert_eq!(snapshot(&set).allocs, 1);
+        let r = withdraw(&set, m.addr(), 3000).unwrap();
+        assert_eq!(r.orig, 0x1234_5000);
+        let after = snapshot(&set);
+        assert_eq!(after.allocs, 0);
+        assert_eq!(after.bounced_bytes, 0);
+        assert_eq!(after.used_slots, 0);
+        assert_eq!(withdraw(&set, m.addr(), 3000), Err(UnmapError::NotMapped));
+        assert_eq!(snapshot(&set).allocs, 0);
+    }
 
     #[test]
     fn high_water_resets_to_current_use() {

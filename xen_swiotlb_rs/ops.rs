@@ -116,7 +116,7 @@ impl DmaOps for Attached {
                 };
                 let Some(bus) = policy::check_bounced(&e.map, &limits, phys, buf.len()) else {
                     // The pool is beyond this device's mask (dma_supported should have refused).
-                    let _ = e.pool.unmap(phys, buf.len(), false);
+                    let _ = e.pool.withdraw(phys, buf.len());
                     e.fail(
                         dev,
                         buf.len(),

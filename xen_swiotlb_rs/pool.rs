@@ -265,6 +265,12 @@ impl BouncePool {
         Ok(m.addr())
     }
 
+    /// Takes back a mapping [`BouncePool::map`] made that the caller cannot hand out: freed
+    /// without a copy, and no longer counted as a bounce.
+    pub fn withdraw(&self, addr: u64, size: usize) -> Result<Released, UnmapError> {
+        slots::withdraw(self, addr, size)
+    }
+
     /// Frees the mapping at bounce address `addr` of `size` bytes, first copying the bounce
     /// buffer back if `copy_back`. The allocator refuses (and nothing is copied) unless `addr`
     /// and `size` are exactly a live mapping's.
