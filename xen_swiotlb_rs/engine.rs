@@ -206,9 +206,19 @@ impl Engine {
             GFP_KERNEL,
         )?;
         let t0 = kext::compat::monotonic_ns();
-        let (got, fell_back) = e.fill(params.bytes, Gfp::KERNEL);
+        let (got, fell_back, why) = e.fill_why(params.bytes, Gfp::KERNEL);
         e.growth.committed.store(got, Ordering::Relaxed);
         let us = (kext::compat::monotonic_ns() - t0) / 1000;
+        if got == 0 && pv && why == Some(EPERM) {
+            // Xen on x86 exchanges extents above 2 MiB only for a domain with I/O memory
+            // or port capabilities (dom0, or a domU with a device passed through).
+            pr_err!(
+                "pool: Xen refused machine-contiguous extents of {} KiB to this domain (EPERM); segment_kb={} needs dom0 or a passed-through device, 2048 is the most otherwise\n",
+                seg_bytes >> 10,
+                seg_bytes >> 10
+            );
+            return Err(EPERM);
+        }
         if fell_back || got < params.bytes {
             pr_warn!(
                 "pool: {} KiB of the {} KiB asked for below 2^{} ({} chunks; {})\n",
@@ -301,9 +311,16 @@ impl Engine {
     /// smaller ones (down to a segment) when big ones cannot be had. Returns the bytes added and
     /// whether it had to fall back.
     pub(crate) fn fill(&self, bytes: usize, gfp: Gfp) -> (usize, bool) {
+        let (got, fell_back, _) = self.fill_why(bytes, gfp);
+        (got, fell_back)
+    }
+
+    /// [`Engine::fill`], with the error that ended it early, if one did.
+    fn fill_why(&self, bytes: usize, gfp: Gfp) -> (usize, bool, Option<Error>) {
         let mut left = bytes;
         let mut order = MAX_ORDER;
         let mut fell_back = false;
+        let mut last = None;
         while left > 0 {
             while order > self.seg_order && (PAGE_SIZE << order) > left {
                 order -= 1;
@@ -313,14 +330,22 @@ impl Engine {
                 .and_then(|mem| self.pool.add(mem, &self.map, alloc_flags(gfp)));
             match added {
                 Ok(()) => left = left.saturating_sub(PAGE_SIZE << order),
-                Err(_) if order > self.seg_order => {
+                Err(e) if order > self.seg_order => {
+                    last = Some(e);
                     order -= 1;
                     fell_back = true;
                 }
-                Err(_) => break,
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
             }
         }
-        (bytes - left.min(bytes), fell_back)
+        (
+            bytes - left.min(bytes),
+            fell_back,
+            last.filter(|_| left > 0),
+        )
     }
 
     /// Grows the pool by about `want` bytes (whole segments, within the maximum): the bytes
