@@ -1,8 +1,9 @@
 #!/bin/sh
 # The guest side of `make bench` (Documentation/bench.rst). Prints one "@@B ..." line per result
 # on the console; scripts/bench.sh collects them and bench/report.py turns them into tables.
-#   xendma.bench=direct  plain QEMU: memcpy floor, dma_map_benchmark without bouncing, ODP vs GUP
-#   xendma.bench=kernel  plain QEMU booted with swiotlb=<slots>,force: the kernel's swiotlb and
+#   xendma.bench=direct  plain QEMU: copy alignment, dma_map_benchmark without bouncing, ODP vs GUP
+#   xendma.bench=kernel  plain QEMU booted with swiotlb=<slots>,force: the memcpy floor, then the
+#                        kernel's swiotlb and
 #                        xen_swiotlb_rs (force_bounce) in the same boot, pass by pass alternating
 #                        (the device on the kernel's ops, then attached to ours, then detached:
 #                        back on the kernel's), then ours's trace events off and on, pool pressure
@@ -342,7 +343,6 @@ insmod $B/bench/xendma_bench.ko
 info
 case $mode in
 direct)
-    floor
     alias_check
     bind_dmb || out "error bind $dev"
     dmb direct
@@ -355,7 +355,11 @@ direct)
         out "error test_hmm: insmod: $(tr '\n' ' ' < /tmp/err)"
     fi
     ;;
-kernel) against kernel ours ;;
+kernel)
+    # The floor in the boot whose implementations it is compared with.
+    floor
+    against kernel ours
+    ;;
 profile) profile ;;
 alias) alias_check "$reps" ;;
 big)
