@@ -1930,20 +1930,15 @@ pub fn unmap_with<P: PoolSet, F: FnOnce(&SyncRange)>(
 /// count only the mappings that were made. Refused, and nothing changed, unless `addr` and `size`
 /// are exactly a live mapping's.
 pub fn withdraw<P: PoolSet>(set: &P, addr: u64, size: usize) -> Result<Released, UnmapError> {
-    let (p, a) = locate(set, addr).ok_or(UnmapError::NotBounceAddress)?;
-    let released = set
-        .with_area(p, a, |area| {
-            let r = area.release(addr, size);
-            if let Ok(rel) = &r {
-                area.counters.allocs = area.counters.allocs.wrapping_sub(1);
-                area.counters.bounced_bytes =
-                    area.counters.bounced_bytes.wrapping_sub(to_u64(rel.size));
-            }
-            r
-        })
-        .ok_or(UnmapError::MissingArea)??;
-    set.stats().record_free(released.nslots);
-    Ok(released)
+    free_in_area(set, addr, |area| {
+        let r = area.release(addr, size);
+        if let Ok(rel) = &r {
+            area.counters.allocs = area.counters.allocs.wrapping_sub(1);
+            area.counters.bounced_bytes =
+                area.counters.bounced_bytes.wrapping_sub(to_u64(rel.size));
+        }
+        r
+    })
 }
 
 /// [`unmap`], and [`unmap_with`] if `copy_back` is given.
@@ -1954,20 +1949,28 @@ fn release<P: PoolSet, F: FnOnce(&SyncRange)>(
     size: usize,
     copy_back: Option<F>,
 ) -> Result<Released, UnmapError> {
-    let (p, a) = locate(set, addr).ok_or(UnmapError::NotBounceAddress)?;
-    let released = set
-        .with_area(p, a, |area| match copy_back {
-            None => area.release(addr, size),
-            Some(f) => {
-                let r = area.release_with(addr, size, f);
-                if let Ok(rel) = &r {
-                    area.counters.bounced_bytes =
-                        area.counters.bounced_bytes.wrapping_add(to_u64(rel.size));
-                }
-                r
+    free_in_area(set, addr, |area| match copy_back {
+        None => area.release(addr, size),
+        Some(f) => {
+            let r = area.release_with(addr, size, f);
+            if let Ok(rel) = &r {
+                area.counters.bounced_bytes =
+                    area.counters.bounced_bytes.wrapping_add(to_u64(rel.size));
             }
-        })
-        .ok_or(UnmapError::MissingArea)??;
+            r
+        }
+    })
+}
+
+/// Runs `free` on the area holding `addr`, under its lock, and records the slots it released
+/// in the set's statistics.
+#[inline(always)]
+fn free_in_area<P: PoolSet, F>(set: &P, addr: u64, free: F) -> Result<Released, UnmapError>
+where
+    F: FnOnce(&mut Area<P::Storage>) -> Result<Released, UnmapError>,
+{
+    let (p, a) = locate(set, addr).ok_or(UnmapError::NotBounceAddress)?;
+    let released = set.with_area(p, a, free).ok_or(UnmapError::MissingArea)??;
     set.stats().record_free(released.nslots);
     Ok(released)
 }

@@ -206,7 +206,7 @@ impl Engine {
             GFP_KERNEL,
         )?;
         let t0 = kext::compat::monotonic_ns();
-        let (got, fell_back, why) = e.fill_why(params.bytes, Gfp::KERNEL);
+        let (got, fell_back, why) = e.fill(params.bytes, Gfp::KERNEL);
         e.growth.committed.store(got, Ordering::Relaxed);
         let us = (kext::compat::monotonic_ns() - t0) / 1000;
         if got == 0 && pv && why == Some(EPERM) {
@@ -308,15 +308,9 @@ impl Engine {
     }
 
     /// Adds about `bytes` to the pool in chunks of at most `2^MAX_ORDER` pages, falling back to
-    /// smaller ones (down to a segment) when big ones cannot be had. Returns the bytes added and
-    /// whether it had to fall back.
-    pub(crate) fn fill(&self, bytes: usize, gfp: Gfp) -> (usize, bool) {
-        let (got, fell_back, _) = self.fill_why(bytes, gfp);
-        (got, fell_back)
-    }
-
-    /// [`Engine::fill`], with the error that ended it early, if one did.
-    fn fill_why(&self, bytes: usize, gfp: Gfp) -> (usize, bool, Option<Error>) {
+    /// smaller ones (down to a segment) when big ones cannot be had. Returns the bytes added,
+    /// whether it had to fall back, and the error that stopped it short of `bytes`, if one did.
+    pub(crate) fn fill(&self, bytes: usize, gfp: Gfp) -> (usize, bool, Option<Error>) {
         let mut left = bytes;
         let mut order = MAX_ORDER;
         let mut fell_back = false;
@@ -369,7 +363,7 @@ impl Engine {
             return 0;
         }
         let t0 = kext::compat::monotonic_ns();
-        let (added, _) = self.fill(claimed, gfp);
+        let (added, _, _) = self.fill(claimed, gfp);
         if added < claimed {
             self.growth
                 .committed
