@@ -93,6 +93,12 @@ class Results:
                     self.machine[k] = v
         idle = rdir / "idle.txt"
         self.idle = idle.read_text().splitlines() if idle.exists() else []
+        # What the host did during each boot (scripts/bench.sh, host_watch), if recorded.
+        self.host = {}
+        for f in sorted(rdir.glob("*.host")):
+            h = HostLog(f, f.with_suffix(".times"))
+            if h.samples:
+                self.host[f.stem] = h
 
     def parse(self, boot, line):
         kind, _, rest = line.partition(" ")
@@ -201,6 +207,234 @@ class Results:
         ns = [self.floor.get((g * 4096, t, 0, c, boot)) for c in calls]
         ns = [x for x in ns if x is not None]
         return None if not ns else COPIES[d] * min(ns) / 1000.0
+
+
+# A slow run is put down to the host when, during it, this much CPU time was stolen from the
+# machine (CPUs' worth), other processes than QEMU ran this much, or QEMU ran less than this share
+# of its usual CPU time in the same configuration.
+HOST_STEAL_CPUS = 0.10
+HOST_OTHER_CPUS = 0.25
+HOST_QEMU_SHARE = 0.80
+# ... or QEMU flushed its software TLB whole, or invalidated translated code, more than this many
+# times as often as in the configuration's usual run (and 10 flushes, 50 blocks more).
+JIT_FACTOR = 2
+# When a dma_map_benchmark run ends relative to its result line's arrival on the console (the
+# tool's exit, the guest's parsing and echo), seconds.
+RUN_END_LAG = 0.05
+RUN_START_LAG = 0.15
+
+
+class HostLog:
+    """What the host and QEMU did over one boot (bench/host_watch.py). `NAME.host`: "cpu" lines
+    (time, QEMU's ticks, the host's busy ticks, stolen ticks, all ticks) and "jit" lines (time,
+    QEMU's TB flushes, TB invalidations, full, partial and elided TLB flushes, taken after each
+    result line); `NAME.times`: the arrival time of every result line."""
+
+    def __init__(self, host, times):
+        self.samples = []
+        self.jit = []  # (time, [counters])
+        self.clk = 100
+        for line in host.read_text().splitlines() if host.exists() else []:
+            if line.startswith("#"):
+                self.clk = int(kv(line[1:]).get("clk_tck", 100))
+                continue
+            kind, *f = line.split()
+            try:
+                if kind == "cpu" and len(f) == 5:
+                    self.samples.append((float(f[0]), *(int(x) for x in f[1:])))
+                elif kind == "jit" and len(f) == 6:
+                    self.jit.append((float(f[0]), [int(x) for x in f[1:]]))
+            except ValueError:
+                continue
+        self.lines = []  # (arrival time, result line)
+        for line in times.read_text(errors="replace").splitlines() if times.exists() else []:
+            t, _, rest = line.strip().partition(" ")
+            try:
+                self.lines.append((float(t), rest.strip()))
+            except ValueError:
+                continue
+
+    def _at(self, t):
+        """The counters at time t, interpolated between samples (None outside them)."""
+        s = self.samples
+        if not s or t < s[0][0] or t > s[-1][0]:
+            return None
+        lo, hi = 0, len(s) - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if s[mid][0] <= t:
+                lo = mid
+            else:
+                hi = mid
+        a, b = s[lo], s[hi]
+        f = 0.0 if b[0] == a[0] else (t - a[0]) / (b[0] - a[0])
+        return [x + f * (y - x) for x, y in zip(a[1:], b[1:])]
+
+    def rates(self, t0, t1):
+        """CPUs' worth of time used by QEMU, by other processes, and stolen, in [t0, t1]."""
+        a, b = self._at(t0), self._at(t1)
+        if a is None or b is None or t1 <= t0:
+            return None
+        q, busy, st = ((y - x) / self.clk / (t1 - t0) for x, y in zip(a[:3], b[:3]))
+        return {"qemu": q, "other": max(0.0, busy - q), "steal": st}
+
+    def jit_between(self, t0, t1):
+        """QEMU's counters over [t0, t1], from the samples taken right after the result lines
+        that arrived at t0 and t1: {"tb_flush", "tb_inval", "tlb"}, or None."""
+        def after(t):
+            return next((c for tj, c in self.jit if tj >= t), None)
+        a, b = after(t0), after(t1)
+        if a is None or b is None or a is b:
+            return None
+        d = [y - x for x, y in zip(a, b)]
+        # A guest's flush of its whole TLB is counted "full" only when every MMU index of the
+        # vCPU had entries, "partial" (once per index) otherwise: both are flushes.
+        return {"tb_flush": d[0], "tb_inval": d[1], "tlb": d[2] + d[3]}
+
+    def dmb_runs(self, secs):
+        """(impl, g, t, d, rep) -> the host's rates during that dma_map_benchmark run, and QEMU's
+        counters between the result line before it and its own ("jit", when recorded)."""
+        out = {}
+        prev_t = None
+        for t, line in self.lines:
+            kind, _, rest = line.partition(" ")
+            last, prev_t = prev_t, t
+            if kind != "dmb":
+                continue
+            a = kv(rest)
+            try:
+                key = (a["impl"], int(a["g"]), int(a["t"]), int(a["d"]), int(a["rep"]))
+            except (KeyError, ValueError):
+                continue
+            rt = self.rates(t - secs - RUN_START_LAG, t - RUN_END_LAG)
+            if rt is not None:
+                rt["jit"] = self.jit_between(last, t) if last is not None else None
+                out[key] = rt
+        return out
+
+
+def usual_of(runs):
+    """The medians over a configuration's runs of QEMU's CPUs and of its counters."""
+    u = {"qemu": statistics.median(x["qemu"] for x in runs)}
+    jits = [x["jit"] for x in runs if x.get("jit")]
+    for k in ("tlb", "tb_inval"):
+        u[k] = statistics.median(j[k] for j in jits) if jits else None
+    return u
+
+
+def host_cause(rt, usual):
+    """What the host or QEMU did differently during a run: a cause, or None."""
+    if rt["steal"] >= HOST_STEAL_CPUS:
+        return f"the host: {rt['steal']:.2f} CPUs stolen from the machine"
+    if rt["other"] >= HOST_OTHER_CPUS:
+        return f"the host: other processes ran {rt['other']:.2f} CPUs"
+    if usual["qemu"] and rt["qemu"] < HOST_QEMU_SHARE * usual["qemu"]:
+        return f"the host: QEMU ran {rt['qemu'] / usual['qemu']:.0%} of its usual CPU time"
+    j = rt.get("jit")
+    if j:
+        if j["tb_flush"] > 0:
+            return f"QEMU threw its translated code away ({j['tb_flush']} TB flushes)"
+        if usual["tlb"] is not None and j["tlb"] >= JIT_FACTOR * usual["tlb"] + 10:
+            return f"QEMU flushed its software TLB {j['tlb']} times (usually {usual['tlb']:.0f})"
+        if usual["tb_inval"] is not None and j["tb_inval"] >= JIT_FACTOR * usual["tb_inval"] + 50:
+            return (f"QEMU retranslated code: {j['tb_inval']} blocks invalidated "
+                    f"(usually {usual['tb_inval']:.0f})")
+    return None
+
+
+def slow_runs(r, boot):
+    """The slow runs (16 and 64 pages, more than 1.8 times the fastest repeat of their
+    configuration) of a boot's implementations, with what the host and QEMU did during each: a
+    list of (impl, g, t, d, rep, times the fastest, the run's record or None, the
+    configuration's usual values, cause or None)."""
+    h = r.host.get(boot)
+    secs = float(r.machine.get("seconds", 2))
+    rates = h.dmb_runs(secs) if h else {}
+    impls = {k[0] for k in rates}
+    out = []
+    for (impl, g, t, d), reps in sorted(r.dmb_rep.items()):
+        if g == 1 or impl not in impls or len(reps) < 2:
+            continue
+        fastest = min(reps.values())
+        runs = [rates[(impl, g, t, d, p)] for p in reps if (impl, g, t, d, p) in rates]
+        usual = usual_of(runs) if runs else None
+        for p, x in sorted(reps.items()):
+            if x > 1.8 * fastest:
+                rt = rates.get((impl, g, t, d, p))
+                cause = host_cause(rt, usual) if rt else None
+                out.append((impl, g, t, d, p, x / fastest, rt, usual, cause))
+    return out
+
+
+def write_host(r, w):
+    """The host's CPU time and QEMU's counters during the runs, and the slow runs' causes."""
+    if not r.host:
+        return
+    w("## Slow runs: the host and QEMU")
+    w("")
+    w("What the host and QEMU did while each boot ran (`bench/host_watch.py`): every 0.25 s the "
+      "host's CPU time (`/proc/stat`) and the QEMU process's (`/proc/PID/stat`); the arrival time of "
+      "each result line on the console, which ends its run; and after each result line QEMU's own "
+      "counters (QMP `x-query-jit`): translated code thrown away (TB flushes) or invalidated, and "
+      "its software TLB flushed (whole, or some of its MMU indexes: both count). Per dma_map_benchmark run: `QEMU` (all its threads), "
+      "`other` (the host's other processes), `stolen` (time the machine's own hypervisor took "
+      "away), in CPUs' worth over the run; `TLB flushes`, `TB invalidations`: QEMU's counts since "
+      "the result line before. A run is put down to the host when `stolen` ≥ "
+      f"{HOST_STEAL_CPUS}, `other` ≥ {HOST_OTHER_CPUS}, or QEMU ran less than "
+      f"{HOST_QEMU_SHARE:.0%} of its median over the runs of the same configuration; to QEMU when "
+      f"it flushed its translated code, or flushed its TLB or invalidated code more than "
+      f"{JIT_FACTOR} times as often as that median run (and 10 flushes, 50 blocks more).")
+    w("")
+    w("| boot | runs | QEMU CPUs: 1 thread / 2 threads (median) | other CPUs: median (max) | "
+      "stolen CPUs: median (max) | TLB flushes per run: median (max) | TB flushes | "
+      "runs with a named cause |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    secs = float(r.machine.get("seconds", 2))
+    for boot, h in sorted(r.host.items()):
+        rates = h.dmb_runs(secs)
+        if not rates:
+            continue
+        q1 = [v["qemu"] for k, v in rates.items() if k[2] == 1]
+        q2 = [v["qemu"] for k, v in rates.items() if k[2] == 2]
+        oth = [v["other"] for v in rates.values()]
+        st = [v["steal"] for v in rates.values()]
+        jits = [v["jit"] for v in rates.values() if v.get("jit")]
+        tlb = [j["tlb"] for j in jits]
+        by_conf = defaultdict(list)
+        for k, v in rates.items():
+            by_conf[k[:4]].append(v)
+        usual = {c: usual_of(v) for c, v in by_conf.items()}
+        named = sum(1 for k, v in rates.items() if host_cause(v, usual[k[:4]]))
+        w(f"| {boot} | {len(rates)} | {fmt(statistics.median(q1) if q1 else None, 2)} / "
+          f"{fmt(statistics.median(q2) if q2 else None, 2)} | {statistics.median(oth):.2f} "
+          f"({max(oth):.2f}) | {statistics.median(st):.2f} ({max(st):.2f}) | "
+          + (f"{statistics.median(tlb):.0f} ({max(tlb)})" if tlb else "n/a") + " | "
+          + (f"{sum(j['tb_flush'] for j in jits)}" if jits else "n/a") + f" | {named} |")
+    w("")
+    rows = [(b, x) for b in sorted(r.host) for x in slow_runs(r, b)]
+    if not rows:
+        w("No run of 16 or 64 pages took more than 1.8 times the fastest repeat of its configuration.")
+        w("")
+        return
+    w("The slow runs (16 and 64 pages, more than 1.8 times the fastest repeat of their "
+      "configuration), each with the usual value of its configuration in parentheses:")
+    w("")
+    w("| boot | implementation | granule | threads | direction | pass | × fastest | QEMU CPUs "
+      "| other CPUs | stolen CPUs | TLB flushes | TB invalidations | cause |")
+    w("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for b, (impl, g, t, d, p, x, rt, usual, cause) in rows:
+        head = f"| {b} | {IMPL_NAMES.get(impl, impl)} | {g} | {t} | {DIRS[d]} | {p} | {x:.2f} |"
+        if rt is None:
+            w(head + " n/a | n/a | n/a | n/a | n/a | not recorded |")
+            continue
+        j = rt.get("jit")
+        jcell = (f" {j['tlb']} ({fmt(usual['tlb'], 0)}) | {j['tb_inval']} "
+                 f"({fmt(usual['tb_inval'], 0)}) |") if j else " n/a | n/a |"
+        cause = cause or ("none found: QEMU had its usual CPU time"
+                          + (" and flushed as usual" if j else ""))
+        w(head + f" {rt['qemu']:.2f} ({fmt(usual['qemu'], 2)}) | {rt['other']:.2f} | "
+          f"{rt['steal']:.2f} |" + jcell + f" {cause} |")
+    w("")
 
 
 def quartiles(xs):
@@ -560,10 +794,23 @@ def write_md(r, path, png_name, prev=None):
         if g > 1:
             slow[impl][1] += len(tot)
             slow[impl][0] += sum(1 for x in tot if len(tot) > 1 and x > 1.8 * min(tot))
+    # Of which the host's CPU time explains: see write_host.
+    named = defaultdict(lambda: [0, 0])
+    for b in r.host:
+        for impl, *_, rt, _usual, cause in slow_runs(r, b):
+            named[impl][0] += 1 if cause else 0
+            named[impl][1] += 1 if rt else 0
+
+    def slow_cell(i, n, tot):
+        if i not in named or not n:
+            return f"{IMPL_NAMES.get(i, i)} {n} of {tot}"
+        h, rec = named[i]
+        return (f"{IMPL_NAMES.get(i, i)} {n} of {tot} ({h} with a named cause, {rec - h} without"
+                + (f", {n - rec} not recorded" if n > rec else "") + ")")
     if slow:
         w("- Runs of 16 and 64 pages more than 1.8 times the fastest repeat of their configuration "
-          "(a slow spell of the host, or of the implementation): "
-          + ", ".join(f"{IMPL_NAMES.get(i, i)} {n} of {tot}" for i, (n, tot) in sorted(slow.items()))
+          "(a slow spell of the host, or of the implementation; causes in \"Slow runs: the host and QEMU\"): "
+          + ", ".join(slow_cell(i, n, tot) for i, (n, tot) in sorted(slow.items()))
           + ".")
     inl = r.floor.get((64 * 4096, 1, 0, 0, r.plain_floor_boot()))
     cal = r.floor.get((64 * 4096, 1, 0, 1, r.plain_floor_boot()))
@@ -575,6 +822,8 @@ def write_md(r, path, png_name, prev=None):
           "both copy with `rep movsb` at the same speed; the columns \"beyond its copies\" compare what "
           "is left, the allocators and bookkeeping.")
     w("")
+
+    write_host(r, w)
 
     # --- map/unmap split
     w("## Map and unmap separately (µs, medians)")

@@ -95,7 +95,7 @@ wait_idle() {
 
 # One boot: kind, name, timeout, extra guest command line.
 boot() {
-    local kind=$1 name=$2 timeout_s=$3 extra=$4 rc t0 attempt mon overlap
+    local kind=$1 name=$2 timeout_s=$3 extra=$4 rc t0 attempt mon overlap watch
     case " $boots " in *" $name "*) ;; *) return 0 ;; esac
     for attempt in 1 2 3; do
         wait_idle
@@ -107,10 +107,18 @@ boot() {
               [ "$(qemus)" -gt 1 ] && n=$((n + 2)) && echo $n > "$BUILD/results/$name.overlap"
           done ) &
         mon=$!
-        "$REPO/scripts/vm.sh" "$kind" "$BUILD/$kind.cpio.gz" "$BUILD/results/$name.console.log" "$timeout_s" \
+        # What the host and QEMU did meanwhile, to name the cause of a slow run (bench/report.py).
+        : > "$BUILD/results/$name.console.log"
+        rm -f "$BUILD/results/$name.qmp"
+        /usr/bin/python3 "$REPO/bench/host_watch.py" "$BUILD/results/$name.console.log" \
+            "$BUILD/results/$name" "$BUILD/results/$name.qmp" &
+        watch=$!
+        QEMU_QMP=$BUILD/results/$name.qmp "$REPO/scripts/vm.sh" "$kind" "$BUILD/$kind.cpio.gz" "$BUILD/results/$name.console.log" "$timeout_s" \
             "xendma.bench=$name xendma.bench_s=$secs xendma.bench_reps=$reps xendma.bench_pool_mb=$pool_mb $extra" || rc=$?
         kill "$mon"
         wait "$mon" 2> /dev/null || true
+        kill "$watch" 2> /dev/null || true
+        wait "$watch" 2> /dev/null || true
         overlap=$(cat "$BUILD/results/$name.overlap")
         echo "$name attempt=$attempt $idle_note overlap_s=$overlap" >> "$idle_log"
         [ "$overlap" = 0 ] && break

@@ -22,13 +22,16 @@ iommu=()
 # QEMU_PLUGIN: a TCG plugin with its arguments (make bench's instruction profile, plain VM only).
 plugin=()
 [ -n "${QEMU_PLUGIN:-}" ] && plugin=(-plugin "$QEMU_PLUGIN")
+# QEMU_QMP: a QMP socket at this path (make bench asks QEMU for its TCG counters through it).
+qmp=()
+[ -n "${QEMU_QMP:-}" ] && qmp=(-qmp "unix:$QEMU_QMP,server=on,wait=off")
 # NVME_IMG: the plain VM's disk (a VM running beside another gets its own).
 nvme=${NVME_IMG:-$BUILD/nvme.img}
 [ -f "$nvme" ] || truncate -s 64M "$nvme"
 nvme_domu=$BUILD/nvme-domU.img
 [ -f "$nvme_domu" ] || truncate -s 64M "$nvme_domu"
 
-common=(-nographic -no-reboot -smp 2 -monitor none -serial "file:$log"
+common=(-nographic -no-reboot -smp 2 -monitor none -serial "file:$log" "${qmp[@]}"
         -device edu,addr=3
         -drive "file=$nvme,if=none,id=nvm,format=raw" -device nvme,serial=xendma0,drive=nvm,addr=4)
 : > "$log"
