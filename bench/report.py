@@ -665,11 +665,15 @@ def write_md(r, path, png_name, prev=None):
     try:
         total, build = int(m["total_s"]), int(m["build_s"])
         boots_s = sum(int(v["seconds"]) for v in r.boots.values())
-        discarded = total - build - waited - boots_s
+        # Boots run again because another VM ran: every attempt but the last of a boot.
+        retried = len(r.idle) - len({line.split()[0] for line in r.idle if line.split()})
+        rest = total - build - waited - boots_s
         w(f"| wall time | reported boots: {boots}; building (cached kernel): {build} s; the whole "
           f"`make bench` took {total} s, of which {waited} s waiting for other VMs and about "
-          f"{max(discarded, 0)} s in boots discarded because another VM ran; on an idle machine "
-          f"it would have taken about {build + boots_s} s |")
+          f"{max(rest, 0)} s " + (f"in {retried} boot(s) discarded because another VM ran and "
+                                  if retried else "")
+          + f"between the boots; on an idle machine it would have taken about "
+          f"{total - waited - (rest if retried else 0)} s |")
     except (KeyError, ValueError):
         w(f"| wall time | {boots} |")
     w("")
