@@ -125,6 +125,18 @@ impl Pages {
         Self { page, order }
     }
 
+    /// A reference on the page of a one-page allocation, which keeps the page allocated after
+    /// `self` is dropped if need be; `None` for a larger allocation, whose pages after the first
+    /// have no reference count of their own.
+    #[cfg(xendma_odp)]
+    pub fn page_ref(&self) -> Option<PageRef> {
+        if self.order != 0 {
+            return None;
+        }
+        // SAFETY: a page we own (type invariant): its count is at least one during the call.
+        Some(unsafe { PageRef::get(self.page) })
+    }
+
     /// The kernel virtual address of the first byte (in the linear map).
     pub fn virt(&self) -> *mut u8 {
         self.addr()

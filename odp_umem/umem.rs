@@ -3,10 +3,9 @@
 //! The umem: a range of a process's memory mirrored for a device.
 
 use crate::kext;
-use crate::kext::dma::{Bidirectional, DmaAddr, DmaDevice, PageMapping, ToDevice};
+use crate::kext::dma::{DmaDevice, MappedPage, PageMappings};
 use crate::kext::mm::Mm;
 use crate::kext::mmu_notifier::{IntervalNotifier, Invalidate, Locked, NotifierRange, StateGuard};
-use crate::kext::page::PageRef;
 use crate::logic::odp::{chunks, Access, ArgError, DmaEntry, HmmPfn, Region, BASE_SIZE};
 use crate::warn_ratelimited;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -101,70 +100,17 @@ pub trait Client: Send + Sync {
     fn invalidated(&self, start: u64, end: u64);
 }
 
-/// A mapped base page: the device may read it, or read and write it.
-pub enum PageMap {
-    /// Mapped `DMA_TO_DEVICE`: the CPU mapping was read-only.
-    Read(PageMapping<ToDevice>),
-    /// Mapped `DMA_BIDIRECTIONAL`: the CPU mapping was writable.
-    Write(PageMapping<Bidirectional>),
-}
-
-impl PageMap {
-    /// The page.
-    pub fn page(&self) -> &PageRef {
-        match self {
-            Self::Read(m) => m.page(),
-            Self::Write(m) => m.page(),
-        }
-    }
-
-    /// The bus address.
-    pub fn bus(&self) -> DmaAddr {
-        use crate::kext::dma::DmaRegion;
-        match self {
-            Self::Read(m) => m.dma_handle(),
-            Self::Write(m) => m.dma_handle(),
-        }
-    }
-
-    /// Syncs `len` bytes at `off` for the device, before it reads them.
-    pub fn sync_for_device(&self, off: usize, len: usize) -> Result {
-        match self {
-            Self::Read(m) => m.sync_for_device(off, len),
-            Self::Write(m) => m.sync_for_device(off, len),
-        }
-    }
-
-    /// Syncs `len` bytes at `off` for the CPU, after the device wrote them (nothing to copy for
-    /// a page the device only reads).
-    pub fn sync_for_cpu(&self, off: usize, len: usize) -> Result {
-        match self {
-            Self::Read(m) => m.sync_for_cpu(off, len),
-            Self::Write(m) => m.sync_for_cpu(off, len),
-        }
-    }
-
-    fn unmap(self, entry: DmaEntry) {
-        let page = match self {
-            Self::Read(m) => m.unmap(),
-            Self::Write(m) => m.unmap(),
-        };
-        if entry.dirty_on_unmap() {
-            page.set_dirty();
-        }
-    }
-}
-
 /// The per-page state of a umem, locked by faults and invalidations alike.
 pub struct UmemState {
     entries: KVec<DmaEntry>,
-    maps: KVec<Option<PageMap>>,
+    /// The pages mapped for the device (one device reference for all of them).
+    maps: PageMappings,
 }
 
 impl UmemState {
     /// The mapping of base page `i`, if any.
-    pub fn map(&self, i: usize) -> Option<&PageMap> {
-        self.maps.get(i)?.as_ref()
+    pub fn map(&self, i: usize) -> Option<MappedPage<'_>> {
+        self.maps.get(i)
     }
 
     /// The state word of base page `i`.
@@ -175,8 +121,10 @@ impl UmemState {
     fn unmap_span(&mut self, first: usize, end: usize) -> u64 {
         let mut n = 0;
         for i in first..end.min(self.maps.len()) {
-            if let Some(m) = self.maps[i].take() {
-                m.unmap(self.entries[i]);
+            if let Some((page, _)) = self.maps.unmap(i) {
+                if self.entries[i].dirty_on_unmap() {
+                    page.set_dirty();
+                }
                 self.entries[i] = DmaEntry::EMPTY;
                 n += 1;
             }
@@ -188,7 +136,6 @@ impl UmemState {
 /// What a umem knows besides its page state.
 pub struct UmemData {
     region: Region,
-    dev: DmaDevice,
     stats: UmemStats,
     client: Option<Arc<dyn Client>>,
 }
@@ -222,15 +169,10 @@ impl Umem {
     pub fn new(region: Region, dev: &DmaDevice, client: Option<Arc<dyn Client>>) -> Result<Self> {
         let mm = Mm::current().ok_or(EINVAL)?;
         let pages = region.base_pages();
-        let mut entries = KVec::with_capacity(pages, GFP_KERNEL)?;
-        let mut maps = KVec::with_capacity(pages, GFP_KERNEL)?;
-        for _ in 0..pages {
-            entries.push(DmaEntry::EMPTY, GFP_KERNEL)?;
-            maps.push(None, GFP_KERNEL)?;
-        }
+        let entries = KVec::from_elem(DmaEntry::EMPTY, pages, GFP_KERNEL)?;
+        let maps = PageMappings::new(dev, pages, GFP_KERNEL)?;
         let data = UmemData {
             region,
-            dev: dev.clone(),
             stats: UmemStats::default(),
             client,
         };
@@ -357,27 +299,21 @@ impl Umem {
                 result = Err(EFAULT);
                 break;
             };
-            let map = if rights.writable() {
-                PageMapping::new(&data.dev, page).map(PageMap::Write)
-            } else {
-                PageMapping::new(&data.dev, page).map(PageMap::Read)
-            };
-            let map = match map {
-                Ok(m) => m,
+            let bus = match locked.maps.map(i, page, rights.writable()) {
+                Ok(bus) => bus,
                 Err(e) => {
                     result = Err(e.error);
                     break;
                 }
             };
-            let Some(entry) = DmaEntry::new(map.bus(), rights) else {
-                warn_ratelimited!("bus address {:#x} is not page aligned\n", map.bus());
-                map.unmap(DmaEntry::EMPTY);
+            let Some(entry) = DmaEntry::new(bus, rights) else {
+                warn_ratelimited!("bus address {:#x} is not page aligned\n", bus);
+                drop(locked.maps.unmap(i));
                 result = Err(EIO);
                 break;
             };
-            kext::trace::odp_map_page(data.region.page_addr(i), map.bus(), rights.writable());
+            kext::trace::odp_map_page(data.region.page_addr(i), bus, rights.writable());
             locked.entries[i] = entry;
-            locked.maps[i] = Some(map);
             mapped += 1;
         }
         data.stats.sub_mapped(unmapped);
@@ -420,7 +356,7 @@ pub struct MappedRange<'a> {
 
 impl MappedRange<'_> {
     /// The mapping of the base page holding `addr` and the offset in it.
-    pub fn page_at(&self, addr: u64) -> Result<(&PageMap, usize)> {
+    pub fn page_at(&self, addr: u64) -> Result<(MappedPage<'_>, usize)> {
         let (i, off) = self.region.locate(addr).ok_or(ERANGE)?;
         Ok((self.locked.map(i).ok_or(EFAULT)?, off))
     }

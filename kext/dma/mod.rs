@@ -18,7 +18,7 @@
 //!   ([`DeviceReadable`], [`DeviceWritable`]).
 //! - [`SgTable`] and [`SgMapping`]: scatter-gather tables built from pages, mapped and iterated
 //!   by DMA segment.
-//! - [`PageMapping`]: a streaming mapping of one page that someone else owns.
+//! - [`PageMappings`]: streaming mappings of single pages that someone else owns, for one device.
 //! - [`DmaPages`]: non-coherent pages the device can reach (`dma_alloc_pages`), synced by hand;
 //!   [`BufferPages`]: the pages behind a coherent buffer (`dma_get_sgtable_attrs`).
 //! - [`ops`] (xen_swiotlb_rs): a `dma_map_ops` table built from a Rust trait.
@@ -67,9 +67,9 @@ pub use pages::{BufferPages, DmaPages};
 pub use pool::{DmaPool, PoolBlock};
 #[cfg(xendma_testdev)]
 pub use sg::{DmaSegment, Segments, SgCpuOwned, SgMapping, SgTable};
-#[cfg(xendma_odp)]
-pub use streaming::PageMapping;
 pub use streaming::{CpuOwned, LinearBuf, MapFailed, Mapping};
+#[cfg(xendma_odp)]
+pub use streaming::{MappedPage, PageMappings, PageView};
 
 #[cfg(xendma_testdev)]
 pub(crate) fn raw_gfp(flags: Flags) -> ffi::gfp_t {

@@ -3,12 +3,12 @@
 //! Streaming DMA mappings of linear buffers and of single pages, with CPU/device ownership.
 
 use crate::kext::bindings as ffi;
-#[cfg(xendma_odp)]
-use crate::kext::dma::PAGE_SIZE;
 use crate::kext::dma::{
     check_range, copy_from_dma, Attrs, DeviceReadable, DeviceReads, DeviceWritable, DeviceWrites,
     Direction, DmaAddr, DmaDevice, DmaRegion,
 };
+#[cfg(xendma_odp)]
+use crate::kext::dma::{Bidirectional, ToDevice, PAGE_SIZE};
 #[cfg(xendma_odp)]
 use crate::kext::page::PageRef;
 use crate::kext::page::Pages;
@@ -17,6 +17,8 @@ use core::{
     mem::ManuallyDrop,
     ops::{Deref, DerefMut},
 };
+#[cfg(xendma_odp)]
+use kernel::error::code::EBUSY;
 use kernel::{
     alloc::KVec,
     error::{
@@ -259,71 +261,242 @@ impl<B: LinearBuf, D: Direction> Drop for CpuOwned<'_, B, D> {
     }
 }
 
-/// A streaming mapping of one base page that someone else owns (`dma_map_page_attrs`), for
-/// direction `D`: the device's view of, for example, a page of a process's memory. The page is
-/// referenced for as long as it is mapped. Unlike [`Mapping`], the CPU side is not borrowed
-/// (other CPUs may write the page through their own mappings at any time), so the syncs are
-/// plain calls that the device's user orders against its transfers: [`sync_for_device`] before
-/// the device reads, [`sync_for_cpu`] after it wrote. Unmapping does not sync
-/// (`DMA_ATTR_SKIP_CPU_SYNC`): a bounce buffer copied back at unmap time would overwrite what
-/// the CPU wrote since the device's last transfer, so every device write must be followed by
-/// [`sync_for_cpu`] of the bytes it wrote.
+/// The streaming mappings (`dma_map_page_attrs`) of base pages that someone else owns, for one
+/// device, by index: for example a range of a process's memory as a device sees it. A page is
+/// mapped `DMA_TO_DEVICE` (the device reads it) or `DMA_BIDIRECTIONAL` (it may also write it), and
+/// referenced for as long as it is mapped. The device is referenced once for all of them, not per
+/// page. Dropping the set unmaps what is still mapped.
 ///
-/// [`sync_for_device`]: PageMapping::sync_for_device
-/// [`sync_for_cpu`]: PageMapping::sync_for_cpu
+/// The CPU side is not borrowed (other CPUs may write the pages through their own mappings at any
+/// time), so the syncs of a [`PageView`] are plain calls that the device's user orders against its
+/// transfers: `sync_for_device` before the device reads, `sync_for_cpu` after it wrote. Unmapping
+/// does not sync (`DMA_ATTR_SKIP_CPU_SYNC`): a bounce buffer copied back at unmap time would
+/// overwrite what the CPU wrote since the device's last transfer, so every device write must be
+/// followed by `sync_for_cpu` of the bytes it wrote.
 ///
 /// # Invariants
 ///
-/// `page` is mapped for `dev` in direction `D` at `dma`, `PAGE_SIZE` bytes, until drop.
+/// Every `Some(e)` of `entries` is `e.page` mapped for `dev` at `e.dma`, `PAGE_SIZE` bytes,
+/// `DMA_BIDIRECTIONAL` if `e.writable` and `DMA_TO_DEVICE` otherwise, until [`PageMappings::unmap`]
+/// takes it out or the set is dropped.
 #[cfg(xendma_odp)]
-pub struct PageMapping<D: Direction> {
+pub struct PageMappings {
     dev: DmaDevice,
+    entries: KVec<Option<PageEntry>>,
+}
+
+// The set holds the device through a reference-counted pointer, never the device itself: moving
+// the set moves the pointer (`ARef` is not `Unpin` only because `Device` is not).
+#[cfg(xendma_odp)]
+impl Unpin for PageMappings {}
+
+#[cfg(xendma_odp)]
+struct PageEntry {
     page: PageRef,
     dma: DmaAddr,
-    _d: PhantomData<D>,
+    writable: bool,
 }
 
 #[cfg(xendma_odp)]
-impl<D: Direction> PageMapping<D> {
-    /// Maps `page` for `dev`. `ENOMEM` (and the page back) when the DMA path cannot map it.
-    pub fn new(dev: &DmaDevice, page: PageRef) -> Result<Self, MapFailed<PageRef>> {
+impl PageMappings {
+    /// An empty set of `len` places for pages mapped for `dev`.
+    pub fn new(dev: &DmaDevice, len: usize, flags: kernel::alloc::Flags) -> Result<Self> {
+        let mut entries = KVec::with_capacity(len, flags)?;
+        for _ in 0..len {
+            entries.push(None, flags)?;
+        }
+        // INVARIANT: nothing is mapped.
+        Ok(Self {
+            dev: dev.clone(),
+            entries,
+        })
+    }
+
+    /// The number of places.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if the set has no places.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The mapping at place `i`, if any.
+    pub fn get(&self, i: usize) -> Option<MappedPage<'_>> {
+        let e = self.entries.get(i)?.as_ref()?;
+        // INVARIANT: `e` stays mapped in its direction while the set is borrowed: only `unmap`
+        // (which needs `&mut self`) and drop end it.
+        Some(if e.writable {
+            MappedPage::Write(PageView {
+                dev: &self.dev,
+                page: &e.page,
+                dma: e.dma,
+                _d: PhantomData,
+            })
+        } else {
+            MappedPage::Read(PageView {
+                dev: &self.dev,
+                page: &e.page,
+                dma: e.dma,
+                _d: PhantomData,
+            })
+        })
+    }
+
+    /// Maps `page` at place `i`, `DMA_BIDIRECTIONAL` if `writable` and `DMA_TO_DEVICE` otherwise,
+    /// and returns its bus address. The page comes back with the error: `EINVAL` for a place
+    /// outside the set, `EBUSY` for one already mapped (unmap it first), `ENOMEM` when the DMA
+    /// path cannot map it.
+    pub fn map(
+        &mut self,
+        i: usize,
+        page: PageRef,
+        writable: bool,
+    ) -> Result<DmaAddr, MapFailed<PageRef>> {
+        let error = match self.entries.get(i) {
+            None => Some(EINVAL),
+            Some(Some(_)) => Some(EBUSY),
+            Some(None) => None,
+        };
+        if let Some(error) = error {
+            return Err(MapFailed { error, buf: page });
+        }
+        let dir = Self::dir(writable);
         // SAFETY: a valid, referenced page (`PageRef` invariant) and a valid device.
         let dma = unsafe {
             ffi::dma_map_page_attrs(
-                dev.as_raw(),
+                self.dev.as_raw(),
                 page.as_raw(),
                 0,
                 PAGE_SIZE,
-                D::RAW,
+                dir,
                 Attrs::NO_WARN.bits() as kernel::ffi::c_ulong,
             )
         };
         // SAFETY: the device is valid.
-        if unsafe { ffi::xendma_dma_mapping_error(dev.as_raw(), dma) } != 0 {
+        if unsafe { ffi::xendma_dma_mapping_error(self.dev.as_raw(), dma) } != 0 {
             return Err(MapFailed {
                 error: ENOMEM,
                 buf: page,
             });
         }
-        // INVARIANT: mapped just above.
-        Ok(Self {
-            dev: dev.clone(),
-            page,
-            dma,
-            _d: PhantomData,
-        })
+        if let Some(slot) = self.entries.get_mut(i) {
+            // INVARIANT: mapped just above, in the direction `writable` says.
+            *slot = Some(PageEntry {
+                page,
+                dma,
+                writable,
+            });
+        }
+        Ok(dma)
     }
 
+    /// Unmaps place `i` and gives its page back (with what the device wrote, if the mapping
+    /// bounced) and whether it was mapped writable; `None` if nothing was mapped there.
+    pub fn unmap(&mut self, i: usize) -> Option<(PageRef, bool)> {
+        let e = self.entries.get_mut(i)?.take()?;
+        // SAFETY: `e` was mapped with these parameters (type invariant) and is taken out of the
+        // set, so it is unmapped once.
+        unsafe {
+            ffi::dma_unmap_page_attrs(
+                self.dev.as_raw(),
+                e.dma,
+                PAGE_SIZE,
+                Self::dir(e.writable),
+                (Attrs::NO_WARN | Attrs::SKIP_CPU_SYNC).bits() as kernel::ffi::c_ulong,
+            )
+        };
+        Some((e.page, e.writable))
+    }
+
+    fn dir(writable: bool) -> ffi::dma_data_direction {
+        if writable {
+            Bidirectional::RAW
+        } else {
+            ToDevice::RAW
+        }
+    }
+}
+
+#[cfg(xendma_odp)]
+impl Drop for PageMappings {
+    fn drop(&mut self) {
+        for i in 0..self.entries.len() {
+            drop(self.unmap(i));
+        }
+    }
+}
+
+/// A page of a [`PageMappings`], as the device sees it, in the direction it was mapped.
+#[cfg(xendma_odp)]
+pub enum MappedPage<'a> {
+    /// Mapped `DMA_TO_DEVICE`: the device only reads it.
+    Read(PageView<'a, ToDevice>),
+    /// Mapped `DMA_BIDIRECTIONAL`: the device may also write it.
+    Write(PageView<'a, Bidirectional>),
+}
+
+#[cfg(xendma_odp)]
+impl MappedPage<'_> {
+    /// The page.
+    pub fn page(&self) -> &PageRef {
+        match self {
+            Self::Read(v) => v.page,
+            Self::Write(v) => v.page,
+        }
+    }
+
+    /// The bus address.
+    pub fn bus(&self) -> DmaAddr {
+        match self {
+            Self::Read(v) => v.dma,
+            Self::Write(v) => v.dma,
+        }
+    }
+
+    /// Syncs `len` bytes at `off` for the device, before it reads them.
+    pub fn sync_for_device(&self, off: usize, len: usize) -> Result {
+        match self {
+            Self::Read(v) => v.sync_for_device(off, len),
+            Self::Write(v) => v.sync_for_device(off, len),
+        }
+    }
+
+    /// Syncs `len` bytes at `off` for the CPU, after the device wrote them.
+    pub fn sync_for_cpu(&self, off: usize, len: usize) -> Result {
+        match self {
+            Self::Read(v) => v.sync_for_cpu(off, len),
+            Self::Write(v) => v.sync_for_cpu(off, len),
+        }
+    }
+}
+
+/// One mapped page of a [`PageMappings`] in direction `D`, borrowed from it.
+///
+/// # Invariants
+///
+/// `page` is mapped for `dev` at `dma` in direction `D`, `PAGE_SIZE` bytes, for as long as `'a`.
+#[cfg(xendma_odp)]
+pub struct PageView<'a, D: Direction> {
+    dev: &'a DmaDevice,
+    page: &'a PageRef,
+    dma: DmaAddr,
+    _d: PhantomData<D>,
+}
+
+#[cfg(xendma_odp)]
+impl<D: Direction> PageView<'_, D> {
     /// The mapped page.
     pub fn page(&self) -> &PageRef {
-        &self.page
+        self.page
     }
 
     /// Makes what the CPU wrote to `len` bytes at `offset` visible to the device
     /// (`dma_sync_single_range_for_device`); `EINVAL` outside the page.
     pub fn sync_for_device(&self, offset: usize, len: usize) -> Result {
         check_range(offset, len, PAGE_SIZE)?;
-        // SAFETY: a part of the mapping made with these parameters (type invariant).
+        // SAFETY: a part of a live mapping made with these parameters (type invariant).
         unsafe {
             ffi::xendma_dma_sync_single_for_device(
                 self.dev.as_raw(),
@@ -340,7 +513,7 @@ impl<D: Direction> PageMapping<D> {
     /// are copied back from a bounce buffer, so the CPU's writes elsewhere in the page survive.
     pub fn sync_for_cpu(&self, offset: usize, len: usize) -> Result {
         check_range(offset, len, PAGE_SIZE)?;
-        // SAFETY: a part of the mapping made with these parameters (type invariant).
+        // SAFETY: a part of a live mapping made with these parameters (type invariant).
         unsafe {
             ffi::xendma_dma_sync_single_for_cpu(
                 self.dev.as_raw(),
@@ -351,33 +524,10 @@ impl<D: Direction> PageMapping<D> {
         };
         Ok(())
     }
-
-    /// Unmaps the page and returns it (with what the device wrote, if the mapping bounced).
-    pub fn unmap(self) -> PageRef {
-        let this = ManuallyDrop::new(self);
-        this.do_unmap();
-        // SAFETY: `this` is never used or dropped again, so its fields are moved out once.
-        let (page, dev) = unsafe { (core::ptr::read(&this.page), core::ptr::read(&this.dev)) };
-        drop(dev);
-        page
-    }
-
-    fn do_unmap(&self) {
-        // SAFETY: mapped with these parameters (type invariant); called once, on the way out.
-        unsafe {
-            ffi::dma_unmap_page_attrs(
-                self.dev.as_raw(),
-                self.dma,
-                PAGE_SIZE,
-                D::RAW,
-                (Attrs::NO_WARN | Attrs::SKIP_CPU_SYNC).bits() as kernel::ffi::c_ulong,
-            )
-        };
-    }
 }
 
 #[cfg(xendma_odp)]
-impl<D: Direction> DmaRegion for PageMapping<D> {
+impl<D: Direction> DmaRegion for PageView<'_, D> {
     fn dma_handle(&self) -> DmaAddr {
         self.dma
     }
@@ -386,13 +536,6 @@ impl<D: Direction> DmaRegion for PageMapping<D> {
     }
 }
 #[cfg(xendma_odp)]
-impl<D: DeviceReads> DeviceReadable for PageMapping<D> {}
+impl<D: DeviceReads> DeviceReadable for PageView<'_, D> {}
 #[cfg(xendma_odp)]
-impl<D: DeviceWrites> DeviceWritable for PageMapping<D> {}
-
-#[cfg(xendma_odp)]
-impl<D: Direction> Drop for PageMapping<D> {
-    fn drop(&mut self) {
-        self.do_unmap();
-    }
-}
+impl<D: DeviceWrites> DeviceWritable for PageView<'_, D> {}

@@ -6,13 +6,14 @@
 //! the kernel toolchain compiles it, the refusal of a umem without an mm, and — in the address
 //! space of the process that loaded the module (`insmod`, attached with `kthread_use_mm`), with
 //! the `edu` device — fault-in, invalidation and the deterministic race: a fault parked after `hmm_range_fault` while the test replaces the page
-//! must retry and map the new page, never the old one.
+//! must retry and map the new page, never the old one; and a umem's page mappings on their own.
 
-use crate::edu::EduDriver;
+use crate::edu::{Edu, EduDriver, MAX_XFER};
 use crate::kext::compat::user_slice;
-use crate::kext::dma::DmaDevice;
+use crate::kext::dma::{DmaDevice, DmaRegion, MappedPage, PageMappings, PAGE_SIZE};
 use crate::kext::mm::{Mm, TestMm};
 use crate::kext::odp_abi::CApiUmem;
+use crate::kext::page::{Pages, Zone};
 use crate::kext::{kunit::Test, pci::Registration};
 use crate::logic::odp::{Access, ArgError, PageSize, Region};
 use crate::{arg_errno, expect, expect_eq, testdev, Umem};
@@ -273,6 +274,84 @@ fn parked_fault_retries(t: &Test) {
     });
 }
 
+/// A umem's page mappings on their own (`PageMappings`), with pages of the kernel's: mapped in
+/// each direction for the `edu` device (28-bit mask: above 2^28 through the DMA path's bounce
+/// buffers), the device's copy from one to the other found by the CPU after the sync, a place
+/// outside the set or already mapped refused with the page given back, a place unmapped once,
+/// and what is left unmapped with the set (DMA-API debugging reports a leak at the unbind).
+fn page_mappings(t: &Test) {
+    let reg = match Registration::<EduDriver>::new(&crate::THIS_MODULE) {
+        Ok(reg) => reg,
+        Err(e) => {
+            expect!(t, false, "registering the edu driver: {:?}", e);
+            return;
+        }
+    };
+    let bound = reg.with_bound(|_, edu| {
+        let r = page_mappings_on(t, edu);
+        expect!(t, r.is_ok(), "{:?}", r.err());
+    });
+    expect!(t, bound.is_some(), "the edu driver did not bind");
+}
+
+fn page_mappings_on(t: &Test, edu: &Edu) -> Result {
+    let mut src = Pages::alloc(0, Zone::Any)?;
+    let dst = Pages::alloc(0, Zone::Any)?;
+    for (i, b) in src.iter_mut().enumerate() {
+        *b = (i % 251) as u8 + 1;
+    }
+    let src_ref = || src.page_ref().ok_or(EINVAL);
+    let mut set = PageMappings::new(edu.dma(), 2, GFP_KERNEL)?;
+    expect_eq!(t, set.len(), 2);
+    match set.map(2, src_ref()?, false) {
+        Err(e) => {
+            expect_eq!(t, e.error, EINVAL);
+            expect_eq!(t, e.buf.pfn(), src.pfn());
+        }
+        Ok(bus) => expect!(t, false, "place 2 of 2 mapped at {:#x}", bus),
+    }
+    let bus = set.map(0, src_ref()?, false).map_err(|e| e.error)?;
+    match set.map(0, dst.page_ref().ok_or(EINVAL)?, true) {
+        Err(e) => {
+            expect_eq!(t, e.error, EBUSY);
+            expect_eq!(t, e.buf.pfn(), dst.pfn());
+        }
+        Ok(bus) => expect!(t, false, "place 0 mapped twice, again at {:#x}", bus),
+    }
+    set.map(1, dst.page_ref().ok_or(EINVAL)?, true)
+        .map_err(|e| e.error)?;
+    let (Some(MappedPage::Read(from)), Some(MappedPage::Write(to))) = (set.get(0), set.get(1))
+    else {
+        expect!(
+            t,
+            false,
+            "the places do not have the directions they were mapped with"
+        );
+        return Ok(());
+    };
+    expect_eq!(t, from.dma_handle(), bus);
+    expect_eq!(t, from.page().pfn(), src.pfn());
+    from.sync_for_device(0, PAGE_SIZE)?;
+    for off in (0..PAGE_SIZE).step_by(MAX_XFER) {
+        edu.read_from(&from, off, 0, MAX_XFER)?;
+        edu.write_to(0, &to, off, MAX_XFER)?;
+    }
+    to.sync_for_cpu(0, PAGE_SIZE)?;
+    let differs = dst.iter().zip(src.iter()).position(|(a, b)| a != b);
+    expect!(
+        t,
+        differs.is_none(),
+        "the device's copy differs at byte {:?}",
+        differs
+    );
+    let gone = set.unmap(0).map(|(page, writable)| (page.pfn(), writable));
+    expect_eq!(t, gone, Some((src.pfn(), false)));
+    expect!(t, set.unmap(0).is_none());
+    expect!(t, set.get(0).is_none());
+    drop(set);
+    Ok(())
+}
+
 kunit_suite!(
     core_suite,
     c"odp_umem_core",
@@ -280,6 +359,7 @@ kunit_suite!(
         logic_in_kernel,
         no_mm_no_umem,
         fault_and_invalidate,
-        parked_fault_retries
+        parked_fault_retries,
+        page_mappings
     ]
 );

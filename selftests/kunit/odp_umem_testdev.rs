@@ -13,12 +13,12 @@
 
 use crate::edu::{EduDriver, MAX_XFER};
 use crate::kext::compat::user_slice;
-use crate::kext::dma::{Attrs, CoherentAllocation, DmaDevice, PageMapping, PAGE_SIZE};
+use crate::kext::dma::{Attrs, CoherentAllocation, DmaDevice, MappedPage, PAGE_SIZE};
 use crate::kext::odp_abi::CApiUmem;
 use crate::kext::{self, miscdev::MiscDevice, pci::Registration};
 use crate::logic::odp::{check_op_len, chunks, Access, PageSize, Region, MAX_OP_LEN, MAX_REGIONS};
 use crate::warn_ratelimited;
-use crate::{arg_errno, PageMap, Umem};
+use crate::{arg_errno, Umem};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{
     error::code::{EAGAIN, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTTY, EPERM},
@@ -275,8 +275,8 @@ impl OdpFile {
                     // a partial one is reported as a sync of memory never mapped.
                     map.sync_for_device(0, PAGE_SIZE)?;
                     match map {
-                        PageMap::Read(m) => edu.read_from(m, off, 0, n)?,
-                        PageMap::Write(m) => edu.read_from(m, off, 0, n)?,
+                        MappedPage::Read(m) => edu.read_from(&m, off, 0, n)?,
+                        MappedPage::Write(m) => edu.read_from(&m, off, 0, n)?,
                     }
                     edu.write_to(0, out, (a - addr) as usize, n)?;
                 }
@@ -300,12 +300,12 @@ impl OdpFile {
                 for (a, n) in chunks(addr, len, MAX_XFER as u64) {
                     let (map, off) = range.page_at(a)?;
                     let n = n as usize;
-                    let PageMap::Write(m) = map else {
+                    let MappedPage::Write(m) = map else {
                         return Err(EPERM);
                     };
                     edu.read_from(src, (a - addr) as usize, 0, n)?;
-                    edu.write_to(0, m, off, n)?;
-                    PageMapping::sync_for_cpu(m, off, n)?;
+                    edu.write_to(0, &m, off, n)?;
+                    m.sync_for_cpu(off, n)?;
                 }
                 range.unlock();
                 Ok(())
