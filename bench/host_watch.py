@@ -4,7 +4,7 @@
 
     host_watch.py CONSOLE_LOG PREFIX [QMP_SOCKET]
 
-Runs beside one boot of scripts/bench.sh until it is killed, and writes:
+Runs beside one boot of scripts/bench.sh until it is killed or its parent exits, and writes:
 
 PREFIX.host   every 0.25 s: "cpu TIME QEMU_TICKS BUSY_TICKS STOLEN_TICKS ALL_TICKS", the QEMU
               process's user + system time (/proc/PID/stat) and the host's CPU time (/proc/stat;
@@ -123,11 +123,13 @@ def main():
     host = open(prefix + ".host", "w", buffering=1)
     times = open(prefix + ".times", "w", buffering=1)
     host.write(f"# clk_tck={os.sysconf('SC_CLK_TCK')} cpus={os.cpu_count()}\n")
+    # Ends with the script that started it, if that one is killed before it can stop the watch.
+    parent = os.getppid()
     pid = None
     pos = 0
     rest = b""
     next_sample = 0.0
-    while True:
+    while os.getppid() == parent:
         now = time.time()
         if pid is None:
             pid = qemu_pid(log)
