@@ -123,6 +123,16 @@ const FIT_CANDIDATES: usize = 2;
 /// whole-segment mapping avoids it in 7 of the 8 segments of every 2 MiB.
 pub const ALIAS_PAGES: u64 = 512;
 
+/// A mapping of at least this many pages is also placed, where its free run allows, so that
+/// none of its pages shares an entry of a direct-mapped TLB of `2 * pow2ceil(pages)` entries or
+/// more with a page of its original (one page at most for a mapping of a power-of-two multiple of
+/// [`ALIAS_PAGES`], which must not alias either). The copies in and out of the bounce buffer then
+/// find every page they touched the time before still in such a TLB, as QEMU's (resized between
+/// 64 and thousands of entries); otherwise how many pages of the two overlap in it depends on
+/// where the original happens to lie, which varies from buffer to buffer (Documentation/bench.rst,
+/// "Placement against the TLB").
+pub const TLB_SPREAD_MIN_PAGES: u64 = 64;
+
 /// Aliasing is avoided only while the area is less than this share (in percent) used: under
 /// pressure the bounded best fit places blocks as it would without it.
 const ALIAS_AVOID_BELOW_PERCENT: usize = 50;
@@ -442,6 +452,54 @@ impl Plan {
         };
         let ps = self.geo.page_shift;
         (head >> ps).wrapping_sub(self.orig >> ps) & (ALIAS_PAGES - 1) == 0
+    }
+
+    /// The distance in pages from the original's first page to the first page of the mapping
+    /// placed at pool index `c` (wrapping).
+    fn page_distance(&self, c: usize) -> Option<u64> {
+        let head = c
+            .checked_add(self.pad)
+            .and_then(|h| self.geo.slot_addr(h))
+            .and_then(|a| a.checked_add(u64::from(self.offset)))?;
+        let ps = self.geo.page_shift;
+        Some((head >> ps).wrapping_sub(self.orig >> ps))
+    }
+
+    /// For a mapping of at least [`TLB_SPREAD_MIN_PAGES`] pages: the TLB size `w` it is spread
+    /// for, and the range `[lo, hi]` of page distances modulo `w` at which at most one page of
+    /// the mapping shares an entry with one of its original (none unless `lo == hi - 2`).
+    fn tlb_window(&self) -> Option<(u64, u64, u64)> {
+        let ps = self.geo.page_shift;
+        let first = self.orig >> ps;
+        let last = self
+            .orig
+            .checked_add(u64::from(self.size).checked_sub(1)?)?
+            >> ps;
+        let n = last.checked_sub(first)?.checked_add(1)?;
+        if n < TLB_SPREAD_MIN_PAGES || self.geo.slot_shift > ps {
+            return None;
+        }
+        let w = n.checked_next_power_of_two()?.checked_mul(2)?;
+        // At distance x (mod w) the two ranges share min(x, w - x) < n entries' worth of overlap:
+        // none for x in [n, w - n]. When that is the single distance w / 2 and it is a multiple
+        // of ALIAS_PAGES (which a smaller TLB punishes far worse), one page on either side.
+        let (lo, hi) = (n, w - n);
+        if lo == hi && lo % ALIAS_PAGES == 0 {
+            Some((w, lo - 1, hi + 1))
+        } else {
+            Some((w, lo, hi))
+        }
+    }
+
+    /// True if the mapping at pool index `c` is spread against the TLB ([`Plan::tlb_window`]).
+    fn tlb_spread(&self, c: usize) -> bool {
+        match (self.tlb_window(), self.page_distance(c)) {
+            (Some((w, lo, hi)), Some(d)) => {
+                let x = d & (w - 1);
+                lo <= x && x <= hi && !self.aliases(c)
+            }
+            _ => false,
+        }
     }
 
     /// Number of slots the allocation takes, leading padding included.
@@ -1336,7 +1394,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
                         let re = rs.checked_add(run).ok_or(Corrupt)?;
                         if let Some(c) = Self::fit_in_run(plan, rs, re) {
                             let placed = if avoid {
-                                Self::unaliased(plan, c, re)
+                                Self::spread(plan, c, re).or_else(|| Self::unaliased(plan, c, re))
                             } else {
                                 Some(c)
                             };
@@ -1372,6 +1430,31 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             seg_start = seg_end;
         }
         Ok(fallback)
+    }
+
+    /// For a mapping of at least [`TLB_SPREAD_MIN_PAGES`] pages: the first admissible start from
+    /// `c` in the free run ending at pool index `re` at which it is spread against the TLB
+    /// ([`Plan::tlb_window`]), found in one step; `None` if the run has no such start (or the
+    /// mapping is smaller).
+    #[inline]
+    fn spread(plan: &Plan, c: usize, re: usize) -> Option<usize> {
+        let (w, lo, hi) = plan.tlb_window()?;
+        let x = plan.page_distance(c)? & (w - 1);
+        // Pages forward to the nearest distance in [lo, hi], and past w / 2 if that aliases.
+        let mut k = if x < lo {
+            lo - x
+        } else if x > hi {
+            w - x + lo
+        } else {
+            0
+        };
+        if (x + k) & (w - 1) == w / 2 && (w / 2) % ALIAS_PAGES == 0 {
+            k += 1;
+        }
+        let per_page = 1usize << (plan.geo.page_shift - plan.geo.slot_shift);
+        let step = usize::try_from(k).ok()?.checked_mul(per_page)?;
+        let t = Self::fit_in_run(plan, c.checked_add(step)?, re)?;
+        plan.tlb_spread(t).then_some(t)
     }
 
     /// `c` or one of the next [`ALIAS_TRIES`] admissible starts after it in the free run ending
@@ -2199,6 +2282,51 @@ mod tests {
         let (pool, mut area) = area_for(PoolConfig::new(0, 128));
         let only = alloc(&pool, &mut area, MapRequest::new(0x40_0000, 128 * 2048)).unwrap();
         assert_eq!(only.first_slot, 0);
+    }
+
+    #[test]
+    fn large_mappings_are_spread_against_the_tlb() {
+        let page = |a: u64| a >> DEFAULT_PAGE_SHIFT;
+        // 2 MiB mappings in 4 MiB segments, originals on either half of 4 MiB: the mapping's
+        // first page lies 511 or 513 pages (mod 1024) from the original's (one page of each in a
+        // shared entry of a 1024-entry TLB, none in a larger one, and not a multiple of 512).
+        for orig in [0x4000_0000u64, 0x4020_0000, 0x4060_0000] {
+            let (pool, mut area) =
+                area_for(PoolConfig::new(0x1_0000_0000, 4096).with_segment_slots(2048));
+            let b = alloc(&pool, &mut area, MapRequest::new(orig, 2 << 20)).unwrap();
+            let d = page(b.addr).wrapping_sub(page(orig)) & 1023;
+            assert!(d == 511 || d == 513, "orig {orig:#x}: distance {d}");
+        }
+        // 64 pages in 2 MiB segments: 64 pages apart modulo 128, whatever the original's page.
+        for orig in [0x10_0000u64, 0x10_5000, 0x12_3000, 0x7f_f000] {
+            let (pool, mut area) = area_for(PoolConfig::new(0, 4096).with_segment_slots(1024));
+            let b = alloc(&pool, &mut area, MapRequest::new(orig, 64 * 4096)).unwrap();
+            assert_eq!(
+                page(b.addr).wrapping_sub(page(orig)) & 127,
+                64,
+                "orig {orig:#x}"
+            );
+        }
+        // The best fit comes first: a free run of exactly the mapping's size is taken as it is.
+        let (pool, mut area) = area_for(PoolConfig::new(0, 4096).with_segment_slots(1024));
+        let first = alloc(&pool, &mut area, MapRequest::new(0x10_0000, 64 * 4096)).unwrap();
+        assert_eq!(first.first_slot, 128);
+        let exact = alloc(&pool, &mut area, MapRequest::new(0x10_5000, 64 * 4096)).unwrap();
+        assert_eq!(exact.first_slot, 0);
+        // 300 pages: anywhere in [300, 724] modulo 1024 but 512.
+        let (pool, mut area) = area_for(PoolConfig::new(0, 4096).with_segment_slots(2048));
+        let b = alloc(&pool, &mut area, MapRequest::new(0x20_0000, 300 * 4096)).unwrap();
+        let d = page(b.addr).wrapping_sub(page(0x20_0000)) & 1023;
+        assert!((300..=724).contains(&d) && d != 512, "distance {d}");
+        // Below TLB_SPREAD_MIN_PAGES: first fit, as before.
+        let (pool, mut area) = area_for(PoolConfig::new(0, 4096).with_segment_slots(1024));
+        let s = alloc(&pool, &mut area, MapRequest::new(0x12_3000, 63 * 4096)).unwrap();
+        assert_eq!(s.first_slot, 0);
+        // A whole-segment mapping cannot move inside its segment: the first segment that does not
+        // alias, as before.
+        let (pool, mut area) = area_for(PoolConfig::new(0, 512));
+        let w = alloc(&pool, &mut area, MapRequest::new(0x20_0000, 128 * 2048)).unwrap();
+        assert_eq!(w.first_slot, 128);
     }
 
     #[test]
