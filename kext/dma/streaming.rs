@@ -354,14 +354,21 @@ impl PageMappings {
         page: PageRef,
         writable: bool,
     ) -> Result<DmaAddr, MapFailed<PageRef>> {
-        let error = match self.entries.get(i) {
-            None => Some(EINVAL),
-            Some(Some(_)) => Some(EBUSY),
-            Some(None) => None,
+        let slot = match self.entries.get_mut(i) {
+            None => {
+                return Err(MapFailed {
+                    error: EINVAL,
+                    buf: page,
+                })
+            }
+            Some(Some(_)) => {
+                return Err(MapFailed {
+                    error: EBUSY,
+                    buf: page,
+                })
+            }
+            Some(slot) => slot,
         };
-        if let Some(error) = error {
-            return Err(MapFailed { error, buf: page });
-        }
         let dir = Self::dir(writable);
         // SAFETY: a valid, referenced page (`PageRef` invariant) and a valid device.
         let dma = unsafe {
@@ -381,14 +388,12 @@ impl PageMappings {
                 buf: page,
             });
         }
-        if let Some(slot) = self.entries.get_mut(i) {
-            // INVARIANT: mapped just above, in the direction `writable` says.
-            *slot = Some(PageEntry {
-                page,
-                dma,
-                writable,
-            });
-        }
+        // INVARIANT: mapped just above, in the direction `writable` says, into an empty place.
+        *slot = Some(PageEntry {
+            page,
+            dma,
+            writable,
+        });
         Ok(dma)
     }
 
