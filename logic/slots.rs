@@ -466,8 +466,8 @@ impl Plan {
     }
 
     /// For a mapping of at least [`TLB_SPREAD_MIN_PAGES`] pages: the TLB size `w` it is spread
-    /// for, and the range `[lo, hi]` of page distances modulo `w` at which at most one page of
-    /// the mapping shares an entry with one of its original (none unless `lo == hi - 2`).
+    /// for, and the range `[lo, hi]` of page distances modulo `w` at which no page of the mapping
+    /// shares an entry with one of its original (one page at the ends when `lo == hi - 2`).
     fn tlb_window(&self) -> Option<(u64, u64, u64)> {
         let ps = self.geo.page_shift;
         let first = self.orig >> ps;
@@ -480,9 +480,9 @@ impl Plan {
             return None;
         }
         let w = n.checked_next_power_of_two()?.checked_mul(2)?;
-        // At distance x (mod w) the two ranges share min(x, w - x) < n entries' worth of overlap:
-        // none for x in [n, w - n]. When that is the single distance w / 2 and it is a multiple
-        // of ALIAS_PAGES (which a smaller TLB punishes far worse), one page on either side.
+        // At distance x (mod w) the two ranges overlap in n - min(x, w - x) entries when that is
+        // positive: in none for x in [n, w - n]. When that is the single distance w / 2 and it is
+        // a multiple of ALIAS_PAGES (which a smaller TLB punishes far worse), one page either side.
         let (lo, hi) = (n, w - n);
         if lo == hi && lo % ALIAS_PAGES == 0 {
             Some((w, lo - 1, hi + 1))
