@@ -1373,7 +1373,10 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         let mut seg_start = 0;
         let mut fallback: Option<usize> = None;
         let mut extra = 0usize;
-        let avoid = self.used.saturating_mul(100) < len.saturating_mul(ALIAS_AVOID_BELOW_PERCENT);
+        // Not in an area of one segment: a placement moved inside its only segment would leave
+        // a gap that can make a later mapping fail although the slots it needs are free.
+        let avoid = len > self.geo.seg
+            && self.used.saturating_mul(100) < len.saturating_mul(ALIAS_AVOID_BELOW_PERCENT);
         while seg_start < len {
             let seg_end = seg_start.saturating_add(self.geo.seg).min(len);
             let head = self.slot(seg_start)?;
@@ -2282,6 +2285,18 @@ mod tests {
         let (pool, mut area) = area_for(PoolConfig::new(0, 128));
         let only = alloc(&pool, &mut area, MapRequest::new(0x40_0000, 128 * 2048)).unwrap();
         assert_eq!(only.first_slot, 0);
+        // An area of one segment places as it would without the rule, so that it can be filled
+        // exactly: four 16-page mappings whose originals alias take all 128 slots.
+        let (pool, mut area) = area_for(PoolConfig::new(0, 128));
+        for k in 0..4u64 {
+            let b = alloc(
+                &pool,
+                &mut area,
+                MapRequest::new(0x20_0000 + k * 0x1_0000, 16 * 4096),
+            );
+            assert_eq!(b.map(|b| b.first_slot), Some(k as usize * 32));
+        }
+        assert_eq!(area.free_slots(), 0);
     }
 
     #[test]
