@@ -123,22 +123,17 @@ const FIT_CANDIDATES: usize = 2;
 /// whole-segment mapping avoids it in 7 of the 8 segments of every 2 MiB.
 pub const ALIAS_PAGES: u64 = 512;
 
-/// A mapping of at least this many pages is also placed, where its free run allows, so that
-/// none of its pages shares an entry of a direct-mapped TLB of `2 * pow2ceil(pages)` entries or
-/// more with a page of its original (one page at most for a mapping of a power-of-two multiple of
-/// [`ALIAS_PAGES`], which must not alias either). The copies in and out of the bounce buffer then
-/// find every page they touched the time before still in such a TLB, as QEMU's (resized between
-/// 64 and thousands of entries); otherwise how many pages of the two overlap in it depends on
-/// where the original happens to lie, which varies from buffer to buffer (Documentation/bench.rst,
-/// "Placement against the TLB").
+/// A mapping of at least this many pages goes to whichever end of its free run has fewer of its
+/// pages sharing an entry of a direct-mapped TLB of `2 * pow2ceil(pages)` entries with a page of
+/// its original. The copies in and out of the bounce buffer then keep more of the entries they
+/// used the time before in such a TLB, as QEMU's (resized between 64 and thousands of entries);
+/// how many pages of the two overlap depends on where the original happens to lie, which varies
+/// from buffer to buffer (Documentation/bench.rst, "Placement against the TLB").
 pub const TLB_SPREAD_MIN_PAGES: u64 = 64;
 
 /// Aliasing is avoided only while the area is less than this share (in percent) used: under
 /// pressure the bounded best fit places blocks as it would without it.
 const ALIAS_AVOID_BELOW_PERCENT: usize = 50;
-
-/// Admissible starts tried in one free run for a placement that does not alias.
-const ALIAS_TRIES: usize = 4;
 
 /// Segments searched past the first room that aliases before that room is taken anyway.
 const ALIAS_EXTRA_SEGMENTS: usize = 2;
@@ -465,10 +460,11 @@ impl Plan {
         Some((head >> ps).wrapping_sub(self.orig >> ps))
     }
 
-    /// For a mapping of at least [`TLB_SPREAD_MIN_PAGES`] pages: the TLB size `w` it is spread
-    /// for, and the range `[lo, hi]` of page distances modulo `w` at which no page of the mapping
-    /// shares an entry with one of its original (one page at the ends when `lo == hi - 2`).
-    fn tlb_window(&self) -> Option<(u64, u64, u64)> {
+    /// For a mapping of at least [`TLB_SPREAD_MIN_PAGES`] pages placed at pool index `c`: how
+    /// many of its pages share an entry with a page of its original in a direct-mapped TLB of
+    /// `2 * pow2ceil(n)` entries (`n` pages), the smallest in which the two can miss each other.
+    /// `None` for smaller mappings.
+    fn tlb_overlap(&self, c: usize) -> Option<u64> {
         let ps = self.geo.page_shift;
         let first = self.orig >> ps;
         let last = self
@@ -476,30 +472,13 @@ impl Plan {
             .checked_add(u64::from(self.size).checked_sub(1)?)?
             >> ps;
         let n = last.checked_sub(first)?.checked_add(1)?;
-        if n < TLB_SPREAD_MIN_PAGES || self.geo.slot_shift > ps {
+        if n < TLB_SPREAD_MIN_PAGES {
             return None;
         }
         let w = n.checked_next_power_of_two()?.checked_mul(2)?;
-        // At distance x (mod w) the two ranges overlap in n - min(x, w - x) entries when that is
-        // positive: in none for x in [n, w - n]. When that is the single distance w / 2 and it is
-        // a multiple of ALIAS_PAGES (which a smaller TLB punishes far worse), one page either side.
-        let (lo, hi) = (n, w - n);
-        if lo == hi && lo % ALIAS_PAGES == 0 {
-            Some((w, lo - 1, hi + 1))
-        } else {
-            Some((w, lo, hi))
-        }
-    }
-
-    /// True if the mapping at pool index `c` is spread against the TLB ([`Plan::tlb_window`]).
-    fn tlb_spread(&self, c: usize) -> bool {
-        match (self.tlb_window(), self.page_distance(c)) {
-            (Some((w, lo, hi)), Some(d)) => {
-                let x = d & (w - 1);
-                lo <= x && x <= hi && !self.aliases(c)
-            }
-            _ => false,
-        }
+        // At distance x (mod w) the two page ranges share n - min(x, w - x) entries, if positive.
+        let x = self.page_distance(c)? & (w - 1);
+        Some(n.saturating_sub(x.min(w - x)))
     }
 
     /// Number of slots the allocation takes, leading padding included.
@@ -1324,44 +1303,76 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         usize::try_from(x64.checked_add(step)?).ok()
     }
 
+    /// Whether the block of `plan` at pool index `c` crosses a segment boundary of the plan:
+    /// `Some(None)` if not, `Some(Some(b))` with the pool index `b` of the last boundary it
+    /// crosses, `None` if the addresses do not compute.
+    #[inline(always)]
+    fn boundary_in(plan: &Plan, c: usize) -> Option<Option<usize>> {
+        let Some(period) = plan.boundary else {
+            return Some(None);
+        };
+        let base_slot = plan.geo.base >> plan.geo.slot_shift;
+        let s = base_slot.checked_add(to_u64(c))?;
+        let e = s.checked_add(to_u64(plan.nslots).checked_sub(1)?)?;
+        // The period is a power of two (a low mask plus one).
+        let shift = period.trailing_zeros();
+        if s >> shift == e >> shift {
+            return Some(None);
+        }
+        let b = (e >> shift) << shift;
+        Some(Some(usize::try_from(b.checked_sub(base_slot)?).ok()?))
+    }
+
     /// First admissible start of a block of `plan` inside the free run of
     /// pool indices `[rs, re)`.
     #[inline(always)]
     fn fit_in_run(plan: &Plan, rs: usize, re: usize) -> Option<usize> {
-        let base_slot = plan.geo.base >> plan.geo.slot_shift;
         let mut c = Self::align_up(plan, rs)?;
         loop {
             let end = c.checked_add(plan.nslots)?;
             if end > re {
                 return None;
             }
-            let Some(period) = plan.boundary else {
-                return Some(c);
-            };
-            let s = base_slot.checked_add(to_u64(c))?;
-            let e = s.checked_add(to_u64(plan.nslots) - 1)?;
-            // The period is a power of two (a low mask plus one).
-            let shift = period.trailing_zeros();
-            let first_period = s >> shift;
-            if first_period == e >> shift {
-                return Some(c);
+            match Self::boundary_in(plan, c)? {
+                None => return Some(c),
+                // Move to the boundary and align again.
+                Some(b) => c = Self::align_up(plan, b)?,
             }
-            // Move to the next boundary and align again.
-            let next = first_period.checked_add(1)?.checked_mul(period)?;
-            let next_idx = usize::try_from(next.checked_sub(base_slot)?).ok()?;
-            c = Self::align_up(plan, next_idx)?;
         }
+    }
+
+    /// Last admissible start of a block of `plan` in the free run `[from, re)` of pool indices,
+    /// `from` being the run's first admissible start; `None` if the block's segment boundary
+    /// leaves none at or after `from`.
+    fn last_fit_in_run(plan: &Plan, from: usize, re: usize) -> Option<usize> {
+        let mut t = re.checked_sub(plan.nslots)?;
+        // Bounded: a block that fits between two boundaries is placed in the second round.
+        for _ in 0..2 {
+            let t64 = to_u64(t);
+            let down = t64.wrapping_sub(plan.residue) & plan.align;
+            t = usize::try_from(t64.checked_sub(down)?).ok()?;
+            if t < from {
+                return None;
+            }
+            match Self::boundary_in(plan, t)? {
+                None => return Some(t),
+                // Move below the boundary and align again.
+                Some(b) => t = b.checked_sub(plan.nslots)?,
+            }
+        }
+        None
     }
 
     /// Finds a start (local index) for `plan`: segments in address order,
     /// skipping a segment in O(1) when its longest free run is too short;
     /// inside a segment, the tighter of the first [`FIT_CANDIDATES`] free
     /// runs that can hold the block (bounded best fit), placed at its first
-    /// admissible slot whose mapping does not alias its original
-    /// ([`ALIAS_PAGES`]), while the area is less than
-    /// [`ALIAS_AVOID_BELOW_PERCENT`] used. Room that only aliases is taken when
-    /// no other is found in it and in the next [`ALIAS_EXTRA_SEGMENTS`]
-    /// segments with room.
+    /// admissible slot; while the area is less than
+    /// [`ALIAS_AVOID_BELOW_PERCENT`] used, at the other end of the run instead
+    /// where that end does not alias its original ([`ALIAS_PAGES`]) and this
+    /// one does, or overlaps it less in the TLB ([`Area::place`]). Room that
+    /// only aliases is taken when no other is found in it and in the next
+    /// [`ALIAS_EXTRA_SEGMENTS`] segments with room.
     ///
     /// `seg_max` is an upper bound of the longest free run; a walk that
     /// covers a whole segment without finding room tightens it to the
@@ -1373,10 +1384,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         let mut seg_start = 0;
         let mut fallback: Option<usize> = None;
         let mut extra = 0usize;
-        // Not in an area of one segment: a placement moved inside its only segment would leave
-        // a gap that can make a later mapping fail although the slots it needs are free.
-        let avoid = len > self.geo.seg
-            && self.used.saturating_mul(100) < len.saturating_mul(ALIAS_AVOID_BELOW_PERCENT);
+        let avoid = self.used.saturating_mul(100) < len.saturating_mul(ALIAS_AVOID_BELOW_PERCENT);
         while seg_start < len {
             let seg_end = seg_start.saturating_add(self.geo.seg).min(len);
             let head = self.slot(seg_start)?;
@@ -1396,21 +1404,18 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
                         let rs = self.first.checked_add(i).ok_or(Corrupt)?;
                         let re = rs.checked_add(run).ok_or(Corrupt)?;
                         if let Some(c) = Self::fit_in_run(plan, rs, re) {
-                            let placed = if avoid {
-                                Self::spread(plan, c, re).or_else(|| Self::unaliased(plan, c, re))
+                            let (c, aliased) = if avoid {
+                                Self::place(plan, rs, c, re)
                             } else {
-                                Some(c)
+                                (c, false)
                             };
-                            match placed {
-                                Some(c) => {
-                                    best = Some((run, c - self.first));
-                                    seen += 1;
-                                    if run == n || seen >= FIT_CANDIDATES {
-                                        break;
-                                    }
-                                }
-                                None => {
-                                    fallback.get_or_insert(c - self.first);
+                            if aliased {
+                                fallback.get_or_insert(c - self.first);
+                            } else {
+                                best = Some((run, c - self.first));
+                                seen += 1;
+                                if run == n || seen >= FIT_CANDIDATES {
+                                    break;
                                 }
                             }
                         }
@@ -1435,42 +1440,37 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         Ok(fallback)
     }
 
-    /// For a mapping of at least [`TLB_SPREAD_MIN_PAGES`] pages: the first admissible start from
-    /// `c` in the free run ending at pool index `re` at which it is spread against the TLB
-    /// ([`Plan::tlb_window`]), found in one step; `None` if the run has no such start (or the
-    /// mapping is smaller).
+    /// Where in the free run `[rs, re)` a block of `plan` whose first admissible start is `c`
+    /// goes, and whether its mapping aliases its original ([`ALIAS_PAGES`]). Only the run's two
+    /// ends are considered, so the free rest stays one run at least as long as first fit leaves:
+    /// no placement costs room a later mapping could need. The left end is taken unless it
+    /// aliases or, for a mapping of [`TLB_SPREAD_MIN_PAGES`] or more, the right end shares fewer
+    /// TLB entries with the original ([`Plan::tlb_overlap`]).
     #[inline]
-    fn spread(plan: &Plan, c: usize, re: usize) -> Option<usize> {
-        let (w, lo, hi) = plan.tlb_window()?;
-        let x = plan.page_distance(c)? & (w - 1);
-        // Pages forward to the nearest distance in [lo, hi], and past w / 2 if that aliases.
-        let mut k = if x < lo {
-            lo - x
-        } else if x > hi {
-            w - x + lo
-        } else {
-            0
+    fn place(plan: &Plan, rs: usize, c: usize, re: usize) -> (usize, bool) {
+        let left_aliases = plan.aliases(c);
+        let left_overlap = plan.tlb_overlap(c);
+        if !left_aliases && matches!(left_overlap, None | Some(0)) {
+            return (c, false);
+        }
+        // The right end, if it leaves the free rest at least as long as the left end does.
+        let right = Self::last_fit_in_run(plan, c, re).filter(|&t| {
+            t > c && re.saturating_sub(t.saturating_add(plan.nslots)) <= c.saturating_sub(rs)
+        });
+        let Some(t) = right else {
+            return (c, left_aliases);
         };
-        if (x + k) & (w - 1) == w / 2 && (w / 2) % ALIAS_PAGES == 0 {
-            k += 1;
+        let right_aliases = plan.aliases(t);
+        let better = match (left_aliases, right_aliases) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => plan.tlb_overlap(t) < left_overlap,
+        };
+        if better {
+            (t, right_aliases)
+        } else {
+            (c, left_aliases)
         }
-        let per_page = 1usize << (plan.geo.page_shift - plan.geo.slot_shift);
-        let step = usize::try_from(k).ok()?.checked_mul(per_page)?;
-        let t = Self::fit_in_run(plan, c.checked_add(step)?, re)?;
-        plan.tlb_spread(t).then_some(t)
-    }
-
-    /// `c` or one of the next [`ALIAS_TRIES`] admissible starts after it in the free run ending
-    /// at pool index `re`, the first whose mapping does not alias its original.
-    fn unaliased(plan: &Plan, c: usize, re: usize) -> Option<usize> {
-        let mut c = c;
-        for _ in 0..ALIAS_TRIES {
-            if !plan.aliases(c) {
-                return Some(c);
-            }
-            c = Self::fit_in_run(plan, c.checked_add(1)?, re)?;
-        }
-        None
     }
 
     /// Marks the block of `plan` at local index `c` as used.
@@ -2260,10 +2260,11 @@ mod tests {
 
     #[test]
     fn placements_that_alias_the_original_are_avoided() {
-        // Pool at 0, original at 2 MiB: slot 0 (page 0) aliases, slot 2 (page 1) does not.
+        // Pool at 0, original at 2 MiB: slot 0 (page 0) aliases, so the mapping goes to the
+        // other end of the free run (slots 0..128 of segment 0): slot 126, page 63.
         let (pool, mut area) = area_for(PoolConfig::new(0, 512));
         let b = alloc(&pool, &mut area, MapRequest::new(0x20_0000, 4096)).unwrap();
-        assert_eq!(b.first_slot, 2);
+        assert_eq!(b.first_slot, 126);
         // A whole segment whose original is at page 576 (512 + 64): segment 1 (page 64)
         // aliases, segment 2 is taken (segment 0 is in use).
         let seg = alloc(&pool, &mut area, MapRequest::new(0x24_0000, 128 * 2048)).unwrap();
@@ -2285,54 +2286,117 @@ mod tests {
         let (pool, mut area) = area_for(PoolConfig::new(0, 128));
         let only = alloc(&pool, &mut area, MapRequest::new(0x40_0000, 128 * 2048)).unwrap();
         assert_eq!(only.first_slot, 0);
-        // An area of one segment places as it would without the rule, so that it can be filled
-        // exactly: four 16-page mappings whose originals alias take all 128 slots.
+        // A moved placement leaves no gap: four 16-page mappings whose originals alias fill an
+        // area of one segment (128 slots) exactly, from both ends.
         let (pool, mut area) = area_for(PoolConfig::new(0, 128));
+        let mut firsts = Vec::new();
         for k in 0..4u64 {
             let b = alloc(
                 &pool,
                 &mut area,
                 MapRequest::new(0x20_0000 + k * 0x1_0000, 16 * 4096),
+            )
+            .unwrap();
+            firsts.push(b.first_slot);
+        }
+        assert_eq!(area.free_slots(), 0);
+        assert_eq!(firsts, [96, 0, 32, 64]);
+    }
+
+    #[test]
+    fn placements_cost_no_room() {
+        // Two 2 MiB mappings per 4 MiB segment, whatever their originals: aligned to 2 MiB (every
+        // placement aliases), on either half of 4 MiB, or at odd pages.
+        for step in [0x20_0000u64, 0x40_0000, 0x12_3000, 0x7_f000] {
+            let (pool, mut area) =
+                area_for(PoolConfig::new(0x1_0000_0000, 4 * 2048).with_segment_slots(2048));
+            let mut live = Vec::new();
+            for k in 0..8u64 {
+                let b = alloc(
+                    &pool,
+                    &mut area,
+                    MapRequest::new(0x4000_0000 + k * step, 2 << 20),
+                );
+                live.push(b.unwrap_or_else(|| panic!("step {step:#x}: mapping {k} failed")));
+            }
+            assert_eq!(area.free_slots(), 0, "step {step:#x}");
+            assert!(alloc(&pool, &mut area, MapRequest::new(0x4000_0000, 4096)).is_none());
+        }
+        // 64-page mappings with originals that move by odd page counts: 8 per 2 MiB segment.
+        let (pool, mut area) = area_for(PoolConfig::new(0, 4 * 1024).with_segment_slots(1024));
+        for k in 0..32u64 {
+            let orig = 0x10_0000 + k * 0x2_3000;
+            assert!(
+                alloc(&pool, &mut area, MapRequest::new(orig, 64 * 4096)).is_some(),
+                "mapping {k}"
             );
-            assert_eq!(b.map(|b| b.first_slot), Some(k as usize * 32));
         }
         assert_eq!(area.free_slots(), 0);
     }
 
     #[test]
-    fn large_mappings_are_spread_against_the_tlb() {
+    fn first_and_last_fit_in_a_run() {
+        type A = Area<Vec<Slot>>;
+        let pool = Pool::new(&PoolConfig::new(0, 4096).with_segment_slots(2048)).unwrap();
+        // 64 pages: 128 slots, starting on an even slot (a page).
+        let plain = pool.plan(&MapRequest::new(0x10_0000, 64 * 4096)).unwrap();
+        assert_eq!(A::last_fit_in_run(&plain, 0, 2000), Some(1872));
+        assert_eq!(A::last_fit_in_run(&plain, 0, 1999), Some(1870));
+        assert_eq!(A::last_fit_in_run(&plain, 1871, 1999), None);
+        assert_eq!(A::last_fit_in_run(&plain, 0, 127), None);
+        // Boundaries every 1 MiB (512 slots): a block may not cross slot 1536.
+        let bounded = pool
+            .plan(&MapRequest::new(0x10_0000, 64 * 4096).with_seg_boundary_mask(0xf_ffff))
+            .unwrap();
+        assert_eq!(A::last_fit_in_run(&bounded, 0, 1600), Some(1408));
+        assert_eq!(A::last_fit_in_run(&bounded, 1450, 1600), None);
+        assert_eq!(A::last_fit_in_run(&bounded, 0, 2000), Some(1872));
+        assert_eq!(A::fit_in_run(&bounded, 1450, 1700), Some(1536));
+        assert_eq!(A::fit_in_run(&bounded, 1450, 1660), None);
+        assert_eq!(A::fit_in_run(&plain, 1450, 1600), Some(1450));
+    }
+
+    #[test]
+    fn large_mappings_go_to_the_end_that_overlaps_the_tlb_less() {
         let page = |a: u64| a >> DEFAULT_PAGE_SHIFT;
-        // 2 MiB mappings in 4 MiB segments, originals on either half of 4 MiB: the mapping's
-        // first page lies 511 or 513 pages (mod 1024) from the original's (one page of each in a
-        // shared entry of a 1024-entry TLB, none in a larger one, and not a multiple of 512).
+        let overlap = |addr: u64, orig: u64, n: u64| {
+            let w = 2 * n.next_power_of_two();
+            let x = page(addr).wrapping_sub(page(orig)) & (w - 1);
+            n.saturating_sub(x.min(w - x))
+        };
+        // 2 MiB mappings in 4 MiB segments, originals aligned to 2 MiB: the mapping's first page
+        // lies 512 pages (mod 1024) from the original's, so that no page of the two shares an
+        // entry of a TLB of 1024 entries or more (0 pages would share all of them).
         for orig in [0x4000_0000u64, 0x4020_0000, 0x4060_0000] {
             let (pool, mut area) =
                 area_for(PoolConfig::new(0x1_0000_0000, 4096).with_segment_slots(2048));
             let b = alloc(&pool, &mut area, MapRequest::new(orig, 2 << 20)).unwrap();
             let d = page(b.addr).wrapping_sub(page(orig)) & 1023;
-            assert!(d == 511 || d == 513, "orig {orig:#x}: distance {d}");
+            assert_eq!(d, 512, "orig {orig:#x}");
         }
-        // 64 pages in 2 MiB segments: 64 pages apart modulo 128, whatever the original's page.
-        for orig in [0x10_0000u64, 0x10_5000, 0x12_3000, 0x7f_f000] {
+        // 64 pages in 2 MiB segments: the two ends of an empty segment lie 448 pages apart
+        // (64 mod 128), so the better one shares at most 32 pages in a 128-entry TLB, and none
+        // when the original is 64 pages from either end (mod 128).
+        for (orig, most) in [
+            (0x10_0000u64, 0),
+            (0x10_5000, 5),
+            (0x12_3000, 29),
+            (0x12_0000, 32),
+            (0x14_0000, 0),
+            (0x7f_f000, 1),
+        ] {
             let (pool, mut area) = area_for(PoolConfig::new(0, 4096).with_segment_slots(1024));
             let b = alloc(&pool, &mut area, MapRequest::new(orig, 64 * 4096)).unwrap();
-            assert_eq!(
-                page(b.addr).wrapping_sub(page(orig)) & 127,
-                64,
+            assert!(
+                b.first_slot == 0 || b.first_slot == 1024 - 128,
                 "orig {orig:#x}"
             );
+            assert_eq!(overlap(b.addr, orig, 64), most, "orig {orig:#x}");
         }
-        // The best fit comes first: a free run of exactly the mapping's size is taken as it is.
-        let (pool, mut area) = area_for(PoolConfig::new(0, 4096).with_segment_slots(1024));
-        let first = alloc(&pool, &mut area, MapRequest::new(0x10_0000, 64 * 4096)).unwrap();
-        assert_eq!(first.first_slot, 128);
-        let exact = alloc(&pool, &mut area, MapRequest::new(0x10_5000, 64 * 4096)).unwrap();
-        assert_eq!(exact.first_slot, 0);
-        // 300 pages: anywhere in [300, 724] modulo 1024 but 512.
+        // Equal overlap at both ends: the first end, as first fit.
         let (pool, mut area) = area_for(PoolConfig::new(0, 4096).with_segment_slots(2048));
-        let b = alloc(&pool, &mut area, MapRequest::new(0x20_0000, 300 * 4096)).unwrap();
-        let d = page(b.addr).wrapping_sub(page(0x20_0000)) & 1023;
-        assert!((300..=724).contains(&d) && d != 512, "distance {d}");
+        let b = alloc(&pool, &mut area, MapRequest::new(0x4010_0000, 2 << 20)).unwrap();
+        assert_eq!(b.first_slot, 0);
         // Below TLB_SPREAD_MIN_PAGES: first fit, as before.
         let (pool, mut area) = area_for(PoolConfig::new(0, 4096).with_segment_slots(1024));
         let s = alloc(&pool, &mut area, MapRequest::new(0x12_3000, 63 * 4096)).unwrap();
@@ -2489,7 +2553,7 @@ mod tests {
     #[test]
     fn alloc_align_mask_alone() {
         let (pool, mut area) = area_for(PoolConfig::new(0, 128));
-        alloc(&pool, &mut area, MapRequest::new(0, 1)).unwrap();
+        alloc(&pool, &mut area, MapRequest::new(0x1000, 1)).unwrap();
         // 16 KiB alignment, small request: block starts on slot 8.
         let b = alloc(
             &pool,

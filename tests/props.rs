@@ -9,7 +9,7 @@ mod common;
 use common::harness::{Harness, Op, BAD_MASK_BITS};
 use proptest::prelude::*;
 use xendma_logic::bounce_policy::{decide_map, dma_capable, BounceReason, DmaLimits, MapDecision};
-use xendma_logic::slots::PoolConfig;
+use xendma_logic::slots::{Area, MapRequest, Pool, PoolConfig, Slot};
 use xendma_logic::xlate::{self, TableMap};
 
 fn cfg_strategy() -> impl Strategy<Value = PoolConfig> {
@@ -134,6 +134,56 @@ proptest! {
             })
         };
         prop_assert_eq!(got, want);
+    }
+
+    /// Mappings of one size fill every segment as tightly as their size allows, whatever their
+    /// originals and whatever was mapped and unmapped before: the placement preferences (against
+    /// aliasing and TLB overlap) cost no room.
+    #[test]
+    fn same_size_mappings_fill_every_segment(
+        pages in prop_oneof![1u64..=8, 9u64..=70, Just(64u64), Just(256u64), Just(512u64)],
+        seg_kb in prop_oneof![Just(256usize), Just(1024usize), Just(4096usize)],
+        nsegs in 1usize..=4,
+        origs in prop::collection::vec(
+            prop_oneof![0u64..1 << 28, (0u64..64).prop_map(|k| k << 9)],
+            1..80,
+        ),
+        unmaps in prop::collection::vec(any::<Option<usize>>(), 80),
+    ) {
+        let seg = seg_kb / 2;
+        let per_seg = seg / (2 * pages as usize);
+        prop_assume!(per_seg >= 1);
+        let cfg = PoolConfig::new(0x1_0000_0000, nsegs * seg).with_segment_slots(seg);
+        let pool = Pool::new(&cfg).unwrap();
+        let len = pool.area_slots(0).unwrap();
+        let mut area = pool.new_area(0, vec![Slot::new(); len]).unwrap();
+        let size = (pages << 12) as usize;
+        let map = |area: &mut Area<Vec<Slot>>, page: u64| {
+            let plan = pool.plan(&MapRequest::new(page << 12, size)).unwrap();
+            area.try_alloc(&plan).unwrap().map(|b| b.addr)
+        };
+        // A history of maps and unmaps (originals at random pages or at multiples of 2 MiB)...
+        let mut live = Vec::new();
+        for (i, &page) in origs.iter().enumerate() {
+            if let Some(b) = map(&mut area, page) {
+                live.push(b);
+            }
+            if let Some(pick) = unmaps[i] {
+                if !live.is_empty() {
+                    let b = live.swap_remove(pick % live.len());
+                    area.release(b, size).unwrap();
+                }
+            }
+        }
+        // ... then fill: every segment takes as many as fit in it.
+        let mut k = 0u64;
+        while let Some(b) = map(&mut area, (k * 0x1ff) % (1 << 28)) {
+            live.push(b);
+            k += 1;
+            prop_assert!(live.len() <= nsegs * per_seg);
+        }
+        prop_assert_eq!(live.len(), nsegs * per_seg);
+        area.check().unwrap();
     }
 
     /// The map decision is Direct exactly when every upstream condition holds.

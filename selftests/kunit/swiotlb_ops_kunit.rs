@@ -1251,7 +1251,8 @@ fn growth(t: &Test) {
 
 /// Segments larger than 256 KiB allow larger mappings: a 1 MiB buffer through 1 MiB segments,
 /// with 2 MiB refused; a 2 MiB buffer through 4 MiB segments (`segment_kb=4096`, the 2 MiB
-/// mappings amdgpu makes in a Qubes OS dom0). Each buffer arrives intact at the device at its
+/// mappings amdgpu makes in a Qubes OS dom0). The pool of two segments holds as many such
+/// mappings at once as fit in its segments, and each buffer arrives intact at the device at its
 /// start, middle and end.
 fn large_segments(t: &Test) {
     // (segment order, mapping order, an order that must be refused)
@@ -1281,30 +1282,64 @@ fn large_segment_case(t: &Test, seg_order: u32, map_order: u32, refused: Option<
             t,
             CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
         );
-        let mut big = require_ok!(t, Pages::alloc(map_order, Zone::Any));
-        fill(&mut big, 9);
-        let m = match Mapping::<_, ToDevice>::new(dma, big, Attrs::NONE) {
-            Ok(m) => m,
-            Err(err) => {
-                expect!(t, false, "{} KiB mapping: {:?}", map_bytes >> 10, err.error);
-                return;
+        // As many mappings as the pool's segments hold, all live at once: the buffers are
+        // allocated whole (aligned to their size, as the pool's segments are), which is where
+        // a placement that avoided aliasing by moving a mapping into its segment left no room
+        // for the next one.
+        let fit = 2 * (seg_bytes / map_bytes);
+        let mut held = KVec::new();
+        for k in 0..fit {
+            let mut big = require_ok!(t, Pages::alloc(map_order, Zone::Any));
+            fill(&mut big, 9 + k as u8);
+            match Mapping::<_, ToDevice>::new(dma, big, Attrs::NONE) {
+                Ok(m) => {
+                    expect!(t, e.owns_bus(m.dma_handle()));
+                    if held.push(m, GFP_KERNEL).is_err() {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    expect!(
+                        t,
+                        false,
+                        "{} KiB mapping {} of {}: {:?}",
+                        map_bytes >> 10,
+                        k + 1,
+                        fit,
+                        err.error
+                    );
+                    break;
+                }
             }
-        };
-        expect!(t, e.owns_bus(m.dma_handle()));
-        let mut out = [0u8; MAX_XFER];
-        for off in [0, map_bytes / 2, map_bytes - MAX_XFER] {
-            expect_eq!(t, edu.copy(&m, off, &scratch, 0, MAX_XFER), Ok(()));
-            expect_eq!(t, scratch.read_bytes(0, &mut out), Ok(()));
-            let ok = (0..MAX_XFER).all(|i| out[i] == pattern(9, off + i));
-            expect!(
-                t,
-                ok,
-                "{} KiB mapping: data differs at offset {:#x}",
-                map_bytes >> 10,
-                off
-            );
         }
-        drop(m.unmap());
+        expect_eq!(t, e.pool().used_slots(), e.pool().nslabs());
+        let mut out = [0u8; MAX_XFER];
+        for (k, m) in held.iter().enumerate() {
+            for off in [0, map_bytes / 2, map_bytes - MAX_XFER] {
+                expect_eq!(t, edu.copy(m, off, &scratch, 0, MAX_XFER), Ok(()));
+                expect_eq!(t, scratch.read_bytes(0, &mut out), Ok(()));
+                let ok = (0..MAX_XFER).all(|i| out[i] == pattern(9 + k as u8, off + i));
+                expect!(
+                    t,
+                    ok,
+                    "{} KiB mapping {}: data differs at offset {:#x}",
+                    map_bytes >> 10,
+                    k + 1,
+                    off
+                );
+            }
+        }
+        // The pool is full: one more is refused.
+        let more = require_ok!(t, Pages::alloc(map_order, Zone::Any));
+        expect!(
+            t,
+            Mapping::<_, ToDevice>::new(dma, more, Attrs::NO_WARN).is_err(),
+            "a {} KiB mapping in a full pool",
+            map_bytes >> 10
+        );
+        for m in held {
+            drop(m.unmap());
+        }
         if let Some(order) = refused {
             let huge = require_ok!(t, Pages::alloc(order, Zone::Any));
             expect!(
@@ -1338,6 +1373,6 @@ kunit_suite!(
         unknown_addresses,
         straddle,
         growth,
-        large_segments
+        large_segments: slow
     ]
 );
