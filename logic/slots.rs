@@ -437,6 +437,7 @@ pub struct Plan {
 impl Plan {
     /// True if the block at pool index `c` would put the mapping's first page a multiple of
     /// [`ALIAS_PAGES`] pages from its original's.
+    #[inline]
     fn aliases(&self, c: usize) -> bool {
         let Some(head) = c
             .checked_add(self.pad)
@@ -464,8 +465,14 @@ impl Plan {
     /// many of its pages share an entry with a page of its original in a direct-mapped TLB of
     /// `2 * pow2ceil(n)` entries (`n` pages), the smallest in which the two can miss each other.
     /// `None` for smaller mappings.
+    #[inline]
     fn tlb_overlap(&self, c: usize) -> Option<u64> {
         let ps = self.geo.page_shift;
+        // Up to 62 pages of bytes span at most 63 pages, whatever the offset: small mappings
+        // (the common case) leave here after one compare.
+        if u64::from(self.size) <= (TLB_SPREAD_MIN_PAGES - 2) << ps {
+            return None;
+        }
         let first = self.orig >> ps;
         let last = self
             .orig
