@@ -59,6 +59,7 @@ class Results:
         self.dmb_rep = defaultdict(dict)  # (impl, g, t, d) -> {rep: map + unmap}
         self.big = defaultdict(dict)  # (impl, g, d) -> {rep: (map, unmap)}
         self.bigfail = defaultdict(list)  # (impl, g, d) -> [error]
+        self.big_alias = defaultdict(dict)  # (impl, g, d) -> rep -> (aliased maps, maps)
         self.errors = []
         self.floor_runs = defaultdict(list)  # (bytes, threads, cold, call, boot) -> [ns]
         self.alias = defaultdict(list)  # (boot, bytes, offset) -> [ns]
@@ -116,6 +117,8 @@ class Results:
                 key = (a["impl"], int(a["g"]), int(a["d"]))
                 if kind == "big":
                     self.big[key][int(a["rep"])] = (float(a["map"]), float(a["unmap"]))
+                    if "aliased" in a and "maps" in a:
+                        self.big_alias[key][int(a["rep"])] = (int(a["aliased"]), int(a["maps"]))
                 else:
                     self.bigfail[key].append(a.get("error", "?").replace("_", " ").strip())
             except (KeyError, ValueError):
@@ -549,10 +552,40 @@ def write_big(r, w):
     oruns = ofails + sum(len(v) for (i, _, _), v in r.big.items() if i == "ours-xen")
     w(f"- Goal, 0 failures for ours: {ofails} failed of {oruns} runs; ours ≤ 1.2× the floor in every "
       f"run: {met} of 9 configurations.")
+    write_big_alias(r, w)
     for e in sorted(errs):
         w(f"- failed run: `{e}`")
     if errs:
         w("")
+
+
+BIG_SLOW = 3.0  # a 2 MiB run this many times the floor is in QEMU's slow mode (bench.rst)
+
+
+def write_big_alias(r, w):
+    """Ours' 2 MiB runs against the share of their maps the allocator placed aliasing the buffer."""
+    runs = []  # (g, d, ratio to the floor, aliased maps, maps)
+    for (impl, g, d), reps in r.big_alias.items():
+        fl = r.floor_us(g, 1, d, boot="xen")
+        if impl != "ours-xen" or not fl:
+            continue
+        for rep, (al, n) in reps.items():
+            m, u = r.big[(impl, g, d)][rep]
+            runs.append((g, d, (m + u) / fl, al, n))
+    if not runs:
+        return
+    every = [x for x in runs if x[4] and x[3] == x[4]]
+    none = [x for x in runs if x[3] == 0]
+    slow = [x for x in runs if x[2] > BIG_SLOW]
+    w(f"- Placement (xen_swiotlb_rs's `aliased_maps`, read before and after each run): in "
+      f"{len(every)} of {len(runs)} runs every map was placed a multiple of 2 MiB from the "
+      f"benchmark's buffer (no room that keeps the segment's space avoided it), in {len(none)} "
+      f"none. Runs over {BIG_SLOW:g}× the floor (QEMU's slow mode, see \"Slow copies\" in "
+      f"Documentation/bench.rst): {len(slow)}, of which "
+      f"{sum(1 for x in slow if x[4] and x[3] == x[4])} with every map aliased"
+      + ("." if not slow else ": " + ", ".join(
+          f"{g} pages {DIRS[d]} {q:.2f}× ({al} of {n} aliased)" for g, d, q, al, n in sorted(slow))
+         + "."))
 
 
 def write_alias(r, w):

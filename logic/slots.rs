@@ -597,6 +597,10 @@ pub struct StatsSnapshot {
     pub bounced_bytes: u64,
     /// Blocks allocated by [`map`] (only [`snapshot`] counts them).
     pub allocs: u64,
+    /// Mappings [`map`] placed a whole multiple of [`ALIAS_PAGES`] pages from their original,
+    /// because no other room was found or the area was too full to look (only [`snapshot`]
+    /// counts them; never taken back).
+    pub aliased_maps: u64,
 }
 
 impl Stats {
@@ -655,6 +659,7 @@ impl Stats {
             failed_allocs: self.failed.load(Ordering::Relaxed),
             bounced_bytes: self.bounced.load(Ordering::Relaxed),
             allocs: 0,
+            aliased_maps: 0,
         }
     }
 }
@@ -1164,6 +1169,9 @@ pub struct AreaCounters {
     /// Bytes of mappings copied in at map time and copied back inside the
     /// free's critical section.
     pub bounced_bytes: u64,
+    /// Mappings placed a whole multiple of [`ALIAS_PAGES`] pages from their
+    /// original (counted at map time, kept after the unmap).
+    pub aliased: u64,
 }
 
 /// A consistency violation found by [`Area::check`].
@@ -1914,8 +1922,12 @@ pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<SlotMapp
             let got = set
                 .with_area(p, a, |area| {
                     let got = area.try_alloc(&plan);
-                    if let Ok(Some(_)) = got {
+                    if let Ok(Some(b)) = got {
                         area.counters.allocs = area.counters.allocs.wrapping_add(1);
+                        area.counters.aliased = area
+                            .counters
+                            .aliased
+                            .wrapping_add(u64::from(plan.aliases(b.first_slot)));
                         area.counters.bounced_bytes = area
                             .counters
                             .bounced_bytes
@@ -1951,6 +1963,7 @@ pub fn snapshot<P: PoolSet>(set: &P) -> StatsSnapshot {
             if let Some(c) = set.with_area(p, a, |area| area.counters()) {
                 s.allocs = s.allocs.wrapping_add(c.allocs);
                 s.bounced_bytes = s.bounced_bytes.wrapping_add(c.bounced_bytes);
+                s.aliased_maps = s.aliased_maps.wrapping_add(c.aliased);
             }
         }
     }
@@ -2308,6 +2321,24 @@ mod tests {
         }
         assert_eq!(area.free_slots(), 0);
         assert_eq!(firsts, [96, 0, 32, 64]);
+    }
+
+    #[test]
+    fn aliased_maps_are_counted() {
+        // One segment of 128 slots at 0: a whole-segment mapping whose original lies at 2 MiB
+        // can only alias; one at page 1 does not.
+        let set = TestSet::new(&[PoolConfig::new(0, 128)]);
+        let whole = MapRequest::new(0x20_0000, 128 * 2048);
+        let m = map(&set, 0, &whole).unwrap();
+        assert_eq!(snapshot(&set).aliased_maps, 1);
+        withdraw(&set, m.addr(), 128 * 2048).unwrap();
+        let m = map(&set, 0, &MapRequest::new(0x1000, 128 * 2048)).unwrap();
+        withdraw(&set, m.addr(), 128 * 2048).unwrap();
+        let s = snapshot(&set);
+        assert_eq!((s.aliased_maps, s.allocs), (1, 0));
+        // A small mapping finds room that does not alias.
+        map(&set, 0, &MapRequest::new(0x20_0000, 4096)).unwrap();
+        assert_eq!(snapshot(&set).aliased_maps, 1);
     }
 
     #[test]

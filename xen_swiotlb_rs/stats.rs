@@ -31,6 +31,7 @@ pub(crate) const FILES: &[(&CStr, u16, u32)] = &[
     (c_str!("build_us"), 0o444, 14),
     (c_str!("grows"), 0o444, 15),
     (c_str!("pool_max_bytes"), 0o444, 16),
+    (c_str!("aliased_maps"), 0o444, 17),
 ];
 
 /// The attributes in `/sys/module/xen_swiotlb_rs/`, by id (the same ids as [`FILES`]).
@@ -45,7 +46,7 @@ impl Source for Swiotlb {
         let e = &*self.engine;
         // Only the allocation and byte counts are summed over the areas, each locked in turn; the
         // other files read atomics and leave the mapping path alone.
-        let st = if matches!(id, 4 | 5) {
+        let st = if matches!(id, 4 | 5 | 17) {
             e.pool.snapshot()
         } else {
             e.pool.stats().snapshot()
@@ -117,6 +118,7 @@ impl Source for Swiotlb {
                 writeln!(out, "{} {} {}", grows, worker, failures)
             }
             16 => writeln!(out, "{}", e.params.max_bytes),
+            17 => writeln!(out, "{}", st.aliased_maps),
             _ => Ok(()),
         }
     }
