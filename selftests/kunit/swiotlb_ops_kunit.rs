@@ -1282,10 +1282,10 @@ fn large_segment_case(t: &Test, seg_order: u32, map_order: u32, refused: Option<
             t,
             CoherentAllocation::<u8>::alloc(dma, MAX_XFER, GFP_KERNEL, Attrs::NONE)
         );
-        // As many mappings as the pool's segments hold, all live at once: the buffers are
-        // allocated whole (aligned to their size, as the pool's segments are), which is where
-        // a placement that avoided aliasing by moving a mapping into its segment left no room
-        // for the next one.
+        // As many mappings as the pool's segments hold, all live at once. The buffers are
+        // allocated whole, so aligned to their size as the pool's segments are: the case in
+        // which the allocator looks for a placement that does not alias, and one that moved a
+        // mapping into its segment would leave no room for the next.
         let fit = 2 * (seg_bytes / map_bytes);
         let mut held = KVec::new();
         for k in 0..fit {
