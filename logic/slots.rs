@@ -434,20 +434,19 @@ pub struct Plan {
     boundary: Option<u64>,
 }
 
+/// The distance in pages, wrapping, from the first page of `orig` to the first page of `addr`.
+#[inline]
+fn page_distance(addr: u64, orig: u64, page_shift: u32) -> u64 {
+    (addr >> page_shift).wrapping_sub(orig >> page_shift)
+}
+
 impl Plan {
     /// True if the block at pool index `c` would put the mapping's first page a multiple of
     /// [`ALIAS_PAGES`] pages from its original's.
     #[inline]
     fn aliases(&self, c: usize) -> bool {
-        let Some(head) = c
-            .checked_add(self.pad)
-            .and_then(|h| self.geo.slot_addr(h))
-            .and_then(|a| a.checked_add(u64::from(self.offset)))
-        else {
-            return false;
-        };
-        let ps = self.geo.page_shift;
-        (head >> ps).wrapping_sub(self.orig >> ps) & (ALIAS_PAGES - 1) == 0
+        self.page_distance(c)
+            .is_some_and(|d| d & (ALIAS_PAGES - 1) == 0)
     }
 
     /// The distance in pages from the original's first page to the first page of the mapping
@@ -457,8 +456,7 @@ impl Plan {
             .checked_add(self.pad)
             .and_then(|h| self.geo.slot_addr(h))
             .and_then(|a| a.checked_add(u64::from(self.offset)))?;
-        let ps = self.geo.page_shift;
-        Some((head >> ps).wrapping_sub(self.orig >> ps))
+        Some(page_distance(head, self.orig, self.geo.page_shift))
     }
 
     /// For a mapping of at least [`TLB_SPREAD_MIN_PAGES`] pages placed at pool index `c`: how
@@ -599,7 +597,7 @@ pub struct StatsSnapshot {
     pub allocs: u64,
     /// Mappings [`map`] placed a whole multiple of [`ALIAS_PAGES`] pages from their original,
     /// because no other room was found or the area was too full to look (only [`snapshot`]
-    /// counts them; never taken back).
+    /// counts them; kept after the unmap, taken back by [`withdraw`] like `allocs`).
     pub aliased_maps: u64,
 }
 
@@ -1170,7 +1168,8 @@ pub struct AreaCounters {
     /// free's critical section.
     pub bounced_bytes: u64,
     /// Mappings placed a whole multiple of [`ALIAS_PAGES`] pages from their
-    /// original (counted at map time, kept after the unmap).
+    /// original (counted by [`Area::try_alloc`], kept after the unmap, taken back by
+    /// [`withdraw`]).
     pub aliased: u64,
 }
 
@@ -1393,7 +1392,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
     /// covers a whole segment without finding room tightens it to the
     /// longest run seen, so that the next request of that size skips the
     /// segment in O(1).
-    fn search(&mut self, plan: &Plan) -> Result<Option<usize>, Corrupt> {
+    fn search(&mut self, plan: &Plan) -> Result<Option<(usize, bool)>, Corrupt> {
         let n = plan.nslots;
         let len = self.slots.len();
         let mut seg_start = 0;
@@ -1438,7 +1437,9 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
                     i = i.saturating_add(run);
                 }
                 if let Some((_, c)) = best {
-                    return Ok(Some(c));
+                    // Without the preference nothing was checked: say whether it aliases.
+                    let aliased = !avoid && plan.aliases(self.first.saturating_add(c));
+                    return Ok(Some((c, aliased)));
                 }
                 // Walked the whole segment without a placement that does not alias: the
                 // longest run seen is exact, tighten the bound.
@@ -1452,7 +1453,7 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
             }
             seg_start = seg_end;
         }
-        Ok(fallback)
+        Ok(fallback.map(|c| (c, true)))
     }
 
     /// Where in the free run `[rs, re)` a block of `plan` whose first admissible start is `c`
@@ -1567,10 +1568,11 @@ impl<S: DerefMut<Target = [Slot]>> Area<S> {
         if self.free_slots() < plan.nslots {
             return Ok(None);
         }
-        let Some(c) = self.search(plan)? else {
+        let Some((c, aliased)) = self.search(plan)? else {
             return Ok(None);
         };
         self.take(c, plan)?;
+        self.counters.aliased = self.counters.aliased.wrapping_add(u64::from(aliased));
         let first_slot = self.first.checked_add(c).ok_or(MapError::Corrupted)?;
         let head = first_slot
             .checked_add(plan.pad)
@@ -1922,12 +1924,8 @@ pub fn map<P: PoolSet>(set: &P, cpu: usize, req: &MapRequest) -> Result<SlotMapp
             let got = set
                 .with_area(p, a, |area| {
                     let got = area.try_alloc(&plan);
-                    if let Ok(Some(b)) = got {
+                    if let Ok(Some(_)) = got {
                         area.counters.allocs = area.counters.allocs.wrapping_add(1);
-                        area.counters.aliased = area
-                            .counters
-                            .aliased
-                            .wrapping_add(u64::from(plan.aliases(b.first_slot)));
                         area.counters.bounced_bytes = area
                             .counters
                             .bounced_bytes
@@ -2042,6 +2040,9 @@ pub fn withdraw<P: PoolSet>(set: &P, addr: u64, size: usize) -> Result<Released,
             area.counters.allocs = area.counters.allocs.wrapping_sub(1);
             area.counters.bounced_bytes =
                 area.counters.bounced_bytes.wrapping_sub(to_u64(rel.size));
+            let aliased =
+                page_distance(addr, rel.orig, area.geo.page_shift) & (ALIAS_PAGES - 1) == 0;
+            area.counters.aliased = area.counters.aliased.wrapping_sub(u64::from(aliased));
         }
         r
     })
@@ -2331,14 +2332,27 @@ mod tests {
         let whole = MapRequest::new(0x20_0000, 128 * 2048);
         let m = map(&set, 0, &whole).unwrap();
         assert_eq!(snapshot(&set).aliased_maps, 1);
-        withdraw(&set, m.addr(), 128 * 2048).unwrap();
+        unmap(&set, m.addr(), 128 * 2048).unwrap();
         let m = map(&set, 0, &MapRequest::new(0x1000, 128 * 2048)).unwrap();
+        let s = snapshot(&set);
+        assert_eq!((s.aliased_maps, s.allocs), (1, 2));
+        unmap(&set, m.addr(), 128 * 2048).unwrap();
+        // A withdrawn mapping was never made: neither counter keeps it.
+        let m = map(&set, 0, &whole).unwrap();
+        assert_eq!(snapshot(&set).aliased_maps, 2);
         withdraw(&set, m.addr(), 128 * 2048).unwrap();
         let s = snapshot(&set);
-        assert_eq!((s.aliased_maps, s.allocs), (1, 0));
+        assert_eq!((s.aliased_maps, s.allocs), (1, 2));
         // A small mapping finds room that does not alias.
         map(&set, 0, &MapRequest::new(0x20_0000, 4096)).unwrap();
         assert_eq!(snapshot(&set).aliased_maps, 1);
+        // It went to slots 126..128. Slots 0..64 next, then the area is half used: the next
+        // mapping takes slot 64 (page 32), which aliases an original at page 512 + 32.
+        let b = map(&set, 0, &MapRequest::new(0x3000, 64 * 2048)).unwrap();
+        assert_eq!(b.block.first_slot, 0);
+        let b = map(&set, 0, &MapRequest::new(0x22_0000, 2048)).unwrap();
+        assert_eq!(b.block.first_slot, 64);
+        assert_eq!(snapshot(&set).aliased_maps, 2);
     }
 
     #[test]
