@@ -13,7 +13,8 @@
 #   xendma.bench=xen     Xen PV dom0 booted with swiotlb=<slots>,force: the same with swiotlb-xen
 #                        (ours reported unavailable if the attach is refused), then the 2 MiB
 #                        rows (xendma.bench=big runs only those; xendma.bench_big_kb: ours's
-#                        segment_kb for them, 4096 by default)
+#                        segment_kb for them, 4096 by default; xendma.bench=pressure runs only
+#                        ours's pool pressure rows, xendma.bench_reps times with seeds 42, 43, ...)
 # xendma.bench_s (seconds per dma_map_benchmark run), xendma.bench_reps (repeats: pairs of passes),
 # xendma.bench_dev (the PCI device the mappings are made for), xendma.bench_pool_mb.
 arg() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
@@ -145,11 +146,11 @@ alias_check() {  # $1: pairs (10)
     done
 }
 
-# Pool pressure at 70 % and 95 % of a pool of $1 slots, 3 s each.
+# Pool pressure at 70 % and 95 % of a pool of $1 slots, 3 s each (seed $3, 42 by default).
 pressure() {
     impl=$1 slots=$2
     for pct in 70 95; do
-        out "pressure impl=$impl $($XB pressure "$dev" "$slots" $pct 3000 42 2>&1)"
+        out "pressure impl=$impl $($XB pressure "$dev" "$slots" $pct 3000 "${3:-42}" 2>&1)"
     done
 }
 
@@ -375,6 +376,19 @@ big)
     big kernel-xen ours-xen
     ;;
 profile_odp) profile_odp ;;
+pressure)
+    bind_dmb || out "error bind $dev"
+    load_ours ours-xen || exit 0
+    if ours_on ours-xen; then
+        r=0
+        while [ $r -lt "$reps" ]; do
+            pressure ours-xen "$(cat $DBG/nslabs)" $((42 + r))
+            r=$((r + 1))
+        done
+        ours_off ours-xen
+    fi
+    unload_ours
+    ;;
 xen)
     floor
     alias_check
