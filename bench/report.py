@@ -574,7 +574,9 @@ def write_big_alias(r, w):
             runs.append((g, d, (m + u) / fl, al, n))
     if not runs:
         return
-    every = [x for x in runs if x[4] and x[3] == x[4]]
+    def all_aliased(x):
+        return x[4] and x[3] == x[4]
+    every = [x for x in runs if all_aliased(x)]
     none = [x for x in runs if x[3] == 0]
     slow = [x for x in runs if x[2] > BIG_SLOW]
     w(f"- Placement (xen_swiotlb_rs's `aliased_maps`, read before and after each run): in "
@@ -582,7 +584,7 @@ def write_big_alias(r, w):
       f"benchmark's buffer (no room that keeps the segment's space avoided it), in {len(none)} "
       f"none. Runs over {BIG_SLOW:g}× the floor (QEMU's slow mode, see \"Slow copies\" in "
       f"Documentation/bench.rst): {len(slow)}, of which "
-      f"{sum(1 for x in slow if x[4] and x[3] == x[4])} with every map aliased"
+      f"{sum(1 for x in slow if all_aliased(x))} with every map aliased"
       + ("." if not slow else ": " + ", ".join(
           f"{g} pages {DIRS[d]} {q:.2f}× ({al} of {n} aliased)" for g, d, q, al, n in sorted(slow))
          + "."))

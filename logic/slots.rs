@@ -440,13 +440,18 @@ fn page_distance(addr: u64, orig: u64, page_shift: u32) -> u64 {
     (addr >> page_shift).wrapping_sub(orig >> page_shift)
 }
 
+/// True if a page distance ([`page_distance`]) is a whole multiple of [`ALIAS_PAGES`].
+#[inline]
+fn is_alias(distance: u64) -> bool {
+    distance & (ALIAS_PAGES - 1) == 0
+}
+
 impl Plan {
     /// True if the block at pool index `c` would put the mapping's first page a multiple of
     /// [`ALIAS_PAGES`] pages from its original's.
     #[inline]
     fn aliases(&self, c: usize) -> bool {
-        self.page_distance(c)
-            .is_some_and(|d| d & (ALIAS_PAGES - 1) == 0)
+        self.page_distance(c).is_some_and(is_alias)
     }
 
     /// The distance in pages from the original's first page to the first page of the mapping
@@ -2040,8 +2045,7 @@ pub fn withdraw<P: PoolSet>(set: &P, addr: u64, size: usize) -> Result<Released,
             area.counters.allocs = area.counters.allocs.wrapping_sub(1);
             area.counters.bounced_bytes =
                 area.counters.bounced_bytes.wrapping_sub(to_u64(rel.size));
-            let aliased =
-                page_distance(addr, rel.orig, area.geo.page_shift) & (ALIAS_PAGES - 1) == 0;
+            let aliased = is_alias(page_distance(addr, rel.orig, area.geo.page_shift));
             area.counters.aliased = area.counters.aliased.wrapping_sub(u64::from(aliased));
         }
         r
