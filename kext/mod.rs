@@ -16,8 +16,8 @@
 //! - [`page`], [`mm`], [`mmu_notifier`]: pages, address spaces, interval notifiers and HMM.
 //! - [`pci`], [`miscdev`], [`debugfs`], [`sysfs`], [`files`]: drivers, character devices,
 //!   debugfs files, the module's sysfs attributes, and what the last two share.
-//! - [`sync`], `irqlock`, `publish`: small kernel services, an irq-saving spinlock, a list
-//!   published to lock-free readers.
+//! - [`sync`], `irqlock`, `publish`, `percpu`: small kernel services, an irq-saving spinlock,
+//!   a list published to lock-free readers, counters with one copy per CPU.
 //! - [`xen`]: the domain, the p2m, `XENMEM_exchange`.
 //! - [`trace`]: the modules' trace events.
 //! - [`params`] (xen_swiotlb_rs), [`odp_abi`] (odp_umem): module-specific glue to C.
@@ -68,6 +68,8 @@ pub mod page;
 pub mod params;
 #[cfg(xendma_testdev)]
 pub mod pci;
+#[cfg(xendma_swiotlb)]
+pub mod percpu;
 #[cfg(xendma_swiotlb)]
 pub mod publish;
 pub mod sync;

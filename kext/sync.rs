@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Small kernel services: module references, work flushing, sleeping, CPU numbers,
+//! Small kernel services: module references, work flushing, sleeping, the number of CPUs,
 //! ratelimiting. (The irq-saving spinlock is `kext::irqlock`, the list published to lock-free
 //! readers `kext::publish`.)
 
@@ -54,12 +54,6 @@ impl Drop for ModuleRef {
         // SAFETY: gives back the reference taken by `get` (type invariant).
         unsafe { ffi::xendma_module_put(self.0.as_ptr()) };
     }
-}
-
-/// The CPU this runs on: only a hint, since the task may migrate right after.
-pub fn this_cpu() -> usize {
-    // SAFETY: `raw_smp_processor_id` has no requirements.
-    unsafe { ffi::xendma_this_cpu() as usize }
 }
 
 /// `pr_warn!`, within the shared budget of [`warn_ratelimit`] (6.12's `kernel` crate has no

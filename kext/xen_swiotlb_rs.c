@@ -5,6 +5,7 @@
  * with the same split).
  */
 #include "helpers/sync.c"
+#include "helpers/percpu.c"
 #include "helpers/device.c"
 #include "helpers/page.c"
 #include "helpers/dma.c"

@@ -5,10 +5,11 @@
 use crate::kext;
 use crate::kext::compat::ARef;
 use crate::kext::dma::ops::{self as dma_ops, Installation, Installed};
+use crate::kext::percpu::PerCpuCounters;
 use crate::logic::pciname::{self, PciName};
 use crate::ops::Attached;
 use crate::Engine;
-use core::sync::atomic::{AtomicU64, AtomicUsize};
+use core::sync::atomic::AtomicUsize;
 use kernel::device::Device;
 use kernel::prelude::*;
 use kernel::str::CStr;
@@ -79,6 +80,8 @@ impl Swiotlb {
             Some(m) => Some(kext::sync::ModuleRef::get(m).ok_or(ENODEV)?),
             None => None,
         };
+        // Allocated before the driver is unbound: nothing may fail between that and re-probing.
+        let bounced = PerCpuCounters::new()?;
         {
             let mut devices = self.devices.lock();
             if devices
@@ -106,8 +109,7 @@ impl Swiotlb {
             let data = Attached {
                 engine: self.engine.clone(),
                 direct: AtomicUsize::new(0),
-                bounces: AtomicU64::new(0),
-                unbounced: AtomicU64::new(0),
+                bounced,
                 coherent: AtomicUsize::new(0),
                 exchanged: AtomicUsize::new(0),
                 _module: module,

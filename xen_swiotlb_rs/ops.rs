@@ -7,6 +7,7 @@ use crate::kext;
 use crate::kext::dma::ops::{self as dma_ops, CallerBuf, DmaOps};
 use crate::kext::dma::Attrs;
 use crate::kext::page::{Gfp, Pages, Zone};
+use crate::kext::percpu::PerCpuCounters;
 use crate::kext::trace::MapFailure;
 use crate::kext::xen_frames;
 use crate::logic::bounce_policy::{self as policy, DmaLimits, MapDecision};
@@ -15,7 +16,7 @@ use crate::logic::dma::{dma_bit_mask, fls64};
 use crate::logic::slots::{MapError, UnmapError};
 use crate::logic::xlate::{self, IdentityMap};
 use crate::Engine;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::device::Device;
 use kernel::sync::Arc;
 
@@ -24,11 +25,11 @@ pub struct Attached {
     pub(crate) engine: Arc<Engine>,
     /// Streaming mappings made without a bounce (the device reaches the buffer), not yet undone.
     pub(crate) direct: AtomicUsize,
-    /// Streaming mappings into the pool made for this device (mappings bounced).
-    pub(crate) bounces: AtomicU64,
-    /// Of which unmapped: one atomic operation on each side of a bounced mapping, and none that
-    /// can fail (the pool refuses an unmap that is not exactly a live mapping before this counts).
-    pub(crate) unbounced: AtomicU64,
+    /// Streaming mappings into the pool made for this device ([`BOUNCES`]), and of which
+    /// unmapped ([`UNBOUNCED`]): one per-CPU add on each side of a bounced mapping, no atomic
+    /// operation, and none that can fail (the pool refuses an unmap that is not exactly a live
+    /// mapping before it counts).
+    pub(crate) bounced: PerCpuCounters<2>,
     /// Coherent allocations not yet freed.
     pub(crate) coherent: AtomicUsize,
     /// Coherent buffers exchanged with Xen and not yet freed.
@@ -36,15 +37,18 @@ pub struct Attached {
     pub(crate) _module: Option<kext::sync::ModuleRef>,
 }
 
+/// Index of the count of bounced mappings in [`Attached::bounced`].
+pub(crate) const BOUNCES: usize = 0;
+/// Index of the count of bounced mappings unmapped in [`Attached::bounced`].
+pub(crate) const UNBOUNCED: usize = 1;
+
 impl Attached {
     /// Mappings and coherent allocations not yet undone.
     pub fn mappings(&self) -> usize {
         // Unmaps first: a bounce counted between the two reads can only raise the difference.
-        let unbounced = self.unbounced.load(Ordering::Relaxed);
-        let bounced = self
-            .bounces
-            .load(Ordering::Relaxed)
-            .saturating_sub(unbounced);
+        // (Exact once the device's driver is gone, which is when detaching asks.)
+        let unbounced = self.bounced.sum::<UNBOUNCED>();
+        let bounced = self.bounced.sum::<BOUNCES>().saturating_sub(unbounced);
         self.direct.load(Ordering::Relaxed)
             + usize::try_from(bounced).unwrap_or(usize::MAX)
             + self.coherent.load(Ordering::Relaxed)
@@ -52,7 +56,7 @@ impl Attached {
 
     /// Mappings that were bounced.
     pub fn bounces(&self) -> u64 {
-        self.bounces.load(Ordering::Relaxed)
+        self.bounced.sum::<BOUNCES>()
     }
 
     /// Coherent buffers exchanged with Xen and not yet freed.
@@ -126,7 +130,7 @@ impl DmaOps for Attached {
                     );
                     return None;
                 };
-                self.bounces.fetch_add(1, Ordering::Relaxed);
+                self.bounced.add::<BOUNCES>(1);
                 kext::trace::bounced(dev, buf.phys(), bus, buf.len(), dir, reason);
                 Engine::maybe_grow_ahead(&self.engine);
                 Some(bus)
@@ -141,7 +145,7 @@ impl DmaOps for Attached {
         // The pool finds the address itself: one lookup, whether it is a bounce buffer or not.
         let known = match xlate::bus_to_phys(&e.map, dma).map(|p| e.pool.unmap(p, size, copy)) {
             Some(Ok(_)) => {
-                self.unbounced.fetch_add(1, Ordering::Relaxed);
+                self.bounced.add::<UNBOUNCED>(1);
                 true
             }
             Some(Err(UnmapError::NotBounceAddress)) | None => Self::put(&self.direct),

@@ -12,8 +12,8 @@
 
 use crate::kext::dma::ops::CallerBuf;
 use crate::kext::irqlock::IrqSpinLock;
+use crate::kext::percpu::CpuId;
 use crate::kext::publish::PublishList;
-use crate::kext::sync::this_cpu;
 use crate::kext::xen_frames::{ChunkMem, Extent};
 use crate::logic::slots::{
     self, Area, MapError, MapRequest, Pool, PoolConfig, PoolSet, Released, Slot, Stats, UnmapError,
@@ -61,6 +61,8 @@ pub struct BouncePool {
     /// Bytes in the published chunks.
     total: AtomicUsize,
     cpus: usize,
+    /// The running CPU's number, which picks the area a mapping is tried in first.
+    cpu: CpuId,
     segment_slots: usize,
     stats: Stats,
 }
@@ -98,6 +100,7 @@ impl BouncePool {
             chunks: PublishList::new(capacity)?,
             total: AtomicUsize::new(0),
             cpus,
+            cpu: CpuId::new()?,
             segment_slots,
             stats: Stats::new(),
         })
@@ -257,7 +260,7 @@ impl BouncePool {
             .with_min_align_mask(min_align_mask)
             .with_seg_boundary_mask(seg_boundary);
         // INVARIANT: the mapping's original range is `buf`, lent until the unmap.
-        let m = slots::map(self, this_cpu(), &req)?;
+        let m = slots::map(self, self.cpu.get(), &req)?;
         // Always copied in, even for a device-to-memory mapping: a device that writes less than
         // the whole buffer must not expose what an earlier user left in the slots.
         // (The allocator counted these bytes as bounced, under the area lock.)

@@ -92,6 +92,17 @@ void xendma_kunit_note_init(void);
 /* Test builds only: marks the running KUnit case skipped, with a reason. */
 struct kunit;
 void xendma_kunit_skip(struct kunit *test, const char *reason);
+/* Test builds only: runs fn(info) on every online CPU (on_each_cpu, waiting); returns how many. */
+unsigned int xendma_kunit_on_each_cpu(void (*fn)(void *info), void *info);
+
+/* Per-CPU counters (percpu.c, xen_swiotlb_rs.ko): the per-CPU pointer travels as a void *. */
+void *xendma_percpu_alloc(size_t bytes);
+void xendma_percpu_free(void *pcp);
+void xendma_percpu_add(void *pcp, u64 v);
+u64 xendma_percpu_sum(const void *pcp);
+bool xendma_percpu_read_cpu(const void *pcp, unsigned int cpu, u64 *v);
+/* Writes each possible CPU's number into its own copy of the u64 at pcp. */
+void xendma_percpu_set_cpu_ids(void *pcp);
 
 /* Trace events (trace_swiotlb.c: xen_swiotlb_rs.ko; trace_odp.c: odp_umem.ko). */
 extern const atomic_t *const xendma_trace_bounced_key;

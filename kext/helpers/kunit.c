@@ -3,6 +3,7 @@
  * KUnit support for the test builds (compiled only with XENDMA_KUNIT): the lane's
  * expected Xen domain kind, skipping a case, and C layout facts checked against Rust.
  */
+#include <linux/cpu.h>
 #include <linux/dma-map-ops.h>
 #include <linux/hmm.h>
 #include <linux/miscdevice.h>
@@ -95,4 +96,15 @@ void xendma_kunit_note_init(void)
 void xendma_kunit_skip(struct kunit *test, const char *reason)
 {
 	kunit_mark_skipped(test, "%s", reason);
+}
+
+unsigned int xendma_kunit_on_each_cpu(void (*fn)(void *info), void *info)
+{
+	unsigned int n;
+
+	cpus_read_lock();
+	on_each_cpu(fn, info, 1);
+	n = num_online_cpus();
+	cpus_read_unlock();
+	return n;
 }

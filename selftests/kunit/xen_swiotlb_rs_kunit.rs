@@ -79,10 +79,70 @@ fn p2m_round_trips(t: &Test) {
     }
 }
 
+/// Per-CPU counters: an add lands in the running CPU's own copy (each online CPU adding once
+/// leaves a 1 in each copy, not a count in one place), the sum is exact and wraps, and the two
+/// counters of one allocation stay apart.
+fn percpu_counters(t: &Test) {
+    use crate::kext::percpu::{self, CpuId, PerCpuCounters};
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    let Ok(c) = PerCpuCounters::<2>::new() else {
+        expect!(t, false, "alloc_percpu of 2 counters failed");
+        return;
+    };
+    expect_eq!(t, (c.sum::<0>(), c.sum::<1>()), (0, 0));
+    let cpus = percpu::on_each_cpu(&|| c.add::<1>(1));
+    expect!(t, cpus >= 1, "on_each_cpu ran on {} CPUs", cpus);
+    expect_eq!(t, c.sum::<1>(), u64::from(cpus));
+    expect_eq!(t, c.sum::<0>(), 0);
+    let mut ones = 0;
+    let mut cpu = 0;
+    while let Some(v) = c.copy_of::<1>(cpu) {
+        expect!(
+            t,
+            v <= 1,
+            "CPU {} holds {} adds of the {} CPUs",
+            cpu,
+            v,
+            cpus
+        );
+        ones += v;
+        cpu += 1;
+    }
+    expect_eq!(t, ones, u64::from(cpus));
+    for _ in 0..1000 {
+        c.add::<0>(3);
+    }
+    expect_eq!(t, c.sum::<0>(), 3000);
+    c.add::<0>(u64::MAX);
+    expect_eq!(t, c.sum::<0>(), 2999);
+    expect_eq!(t, c.sum::<1>(), u64::from(cpus));
+
+    // The CPU number read from the per-CPU copy is the kernel's, on every CPU.
+    let Ok(id) = CpuId::new() else {
+        expect!(t, false, "alloc_percpu of the CPU numbers failed");
+        return;
+    };
+    let (ran, wrong) = (AtomicU32::new(0), AtomicU32::new(0));
+    let n = percpu::on_each_cpu(&|| {
+        ran.fetch_add(1, Ordering::Relaxed);
+        if !id.matches_kernel() {
+            wrong.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    expect_eq!(t, ran.load(Ordering::Relaxed), n);
+    expect_eq!(t, wrong.load(Ordering::Relaxed), 0);
+}
+
 kunit_suite!(
     ffi_suite,
     c"xen_swiotlb_rs_ffi",
-    [layouts_match_c, detects_lane_domain, p2m_round_trips]
+    [
+        layouts_match_c,
+        detects_lane_domain,
+        p2m_round_trips,
+        percpu_counters
+    ]
 );
 
 /// The bounce pool's slot allocator, compiled by the kernel toolchain (overflow checks on) over
