@@ -148,6 +148,14 @@ impl Pages {
         unsafe { ffi::xendma_page_to_phys(self.page.as_ptr()) }
     }
 
+    /// The physical address of the first byte as [`page_to_phys`] computes it, and as the
+    /// kernel's `page_to_phys` does: for tests.
+    #[cfg(all(xendma_kunit, xendma_swiotlb))]
+    pub fn phys_both(&self) -> (u64, u64) {
+        // SAFETY: a page we own (type invariant), so one of the memmap.
+        (unsafe { page_to_phys(self.page.as_ptr()) }, self.phys())
+    }
+
     /// The page frame number of the first page.
     pub fn pfn(&self) -> usize {
         (self.phys() >> kernel::page::PAGE_SHIFT) as usize
@@ -279,6 +287,41 @@ pub fn free_pages() -> u64 {
 pub fn ram_end() -> u64 {
     // SAFETY: no requirements.
     unsafe { ffi::xendma_ram_end() }
+}
+
+/// The memmap's start (`vmemmap`), read once (0: not read yet).
+#[cfg(all(xendma_swiotlb, CONFIG_X86_64, CONFIG_SPARSEMEM_VMEMMAP))]
+static VMEMMAP: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// The physical address of `page` (`page_to_phys`).
+///
+/// With a virtually mapped memmap on x86-64 a page's frame number is its index in the memmap
+/// (`page - vmemmap`), whose start is read once; the mapping path then computes it without a
+/// call.
+///
+/// # Safety
+///
+/// `page` points to a `struct page` of the memmap.
+#[cfg(xendma_swiotlb)]
+#[inline]
+pub unsafe fn page_to_phys(page: *mut ffi::page) -> u64 {
+    #[cfg(all(CONFIG_X86_64, CONFIG_SPARSEMEM_VMEMMAP))]
+    {
+        use core::sync::atomic::Ordering;
+        let mut start = VMEMMAP.load(Ordering::Relaxed);
+        if start == 0 {
+            // SAFETY: no requirements (it reads a variable).
+            start = unsafe { ffi::xendma_vmemmap_start() } as usize;
+            VMEMMAP.store(start, Ordering::Relaxed);
+        }
+        let pfn = (page as usize).wrapping_sub(start) / core::mem::size_of::<ffi::page>();
+        (pfn as u64) << kernel::page::PAGE_SHIFT
+    }
+    #[cfg(not(all(CONFIG_X86_64, CONFIG_SPARSEMEM_VMEMMAP)))]
+    // SAFETY: the caller passes a page of the memmap.
+    unsafe {
+        ffi::xendma_page_to_phys(page)
+    }
 }
 
 /// The linear map's start (`PAGE_OFFSET`), read once (0: not read yet).

@@ -347,8 +347,9 @@ impl<T: DmaOps> Installed<T> {
         dir: ffi::dma_data_direction,
         attrs: kernel::ffi::c_ulong,
     ) -> ffi::dma_addr_t {
-        // SAFETY: the DMA API passes a valid page.
-        let Some(phys) = (unsafe { ffi::xendma_page_to_phys(page) }).checked_add(offset as u64)
+        // SAFETY: the DMA API passes a valid page, one of the memmap.
+        let Some(phys) =
+            (unsafe { crate::kext::page::page_to_phys(page) }).checked_add(offset as u64)
         else {
             return DMA_MAPPING_ERROR;
         };

@@ -65,6 +65,8 @@ struct page *xendma_alloc_pages_gfp(unsigned int order, int zone, unsigned int f
 void xendma_free_pages(struct page *page, unsigned int order);
 void *xendma_page_address(struct page *page);
 u64 xendma_page_to_phys(struct page *page);
+/* The start of the memmap (vmemmap) with CONFIG_SPARSEMEM_VMEMMAP, else 0. */
+unsigned long xendma_vmemmap_start(void);
 struct page *xendma_nth_page(struct page *page, unsigned long n);
 /* References on pages of others (kext::page::PageRef). */
 void xendma_get_page(struct page *page);

@@ -45,6 +45,15 @@ u64 xendma_page_to_phys(struct page *page)
 	return page_to_phys(page);
 }
 
+unsigned long xendma_vmemmap_start(void)
+{
+#ifdef CONFIG_SPARSEMEM_VMEMMAP
+	return (unsigned long)vmemmap;
+#else
+	return 0;
+#endif
+}
+
 struct page *xendma_nth_page(struct page *page, unsigned long n)
 {
 #ifdef nth_page

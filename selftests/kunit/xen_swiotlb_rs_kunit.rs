@@ -134,6 +134,31 @@ fn percpu_counters(t: &Test) {
     expect_eq!(t, wrong.load(Ordering::Relaxed), 0);
 }
 
+/// The physical address that the mapping path computes from a `struct page` (the memmap index
+/// on x86-64) is the kernel's `page_to_phys`, for pages from each zone and of several orders.
+fn page_to_phys_matches(t: &Test) {
+    use crate::kext::page::{Pages, Zone};
+
+    let mut tried = 0;
+    for zone in [Zone::Any, Zone::Dma32, Zone::Dma] {
+        for order in [0, 1, 4] {
+            let Ok(pages) = Pages::alloc(order, zone) else {
+                continue;
+            };
+            tried += 1;
+            let (ours, kernel) = pages.phys_both();
+            expect_eq!(t, ours, kernel);
+            expect_eq!(t, ours & 0xfff, 0);
+        }
+    }
+    expect!(
+        t,
+        tried >= 3,
+        "only {} of 9 page allocations succeeded",
+        tried
+    );
+}
+
 kunit_suite!(
     ffi_suite,
     c"xen_swiotlb_rs_ffi",
@@ -141,7 +166,8 @@ kunit_suite!(
         layouts_match_c,
         detects_lane_domain,
         p2m_round_trips,
-        percpu_counters
+        percpu_counters,
+        page_to_phys_matches
     ]
 );
 
