@@ -468,14 +468,20 @@ impl Plan {
     /// many of its pages share an entry with a page of its original in a direct-mapped TLB of
     /// `2 * pow2ceil(n)` entries (`n` pages), the smallest in which the two can miss each other.
     /// `None` for smaller mappings.
-    #[inline]
+    #[inline(always)]
     fn tlb_overlap(&self, c: usize) -> Option<u64> {
-        let ps = self.geo.page_shift;
         // Up to 62 pages of bytes span at most 63 pages, whatever the offset: small mappings
-        // (the common case) leave here after one compare.
-        if u64::from(self.size) <= (TLB_SPREAD_MIN_PAGES - 2) << ps {
+        // (the common case) leave here after one compare, inlined into the placement.
+        if u64::from(self.size) <= (TLB_SPREAD_MIN_PAGES - 2) << self.geo.page_shift {
             return None;
         }
+        self.tlb_overlap_large(c)
+    }
+
+    /// [`Plan::tlb_overlap`] for a mapping of more than 62 pages of bytes.
+    #[inline(never)]
+    fn tlb_overlap_large(&self, c: usize) -> Option<u64> {
+        let ps = self.geo.page_shift;
         let first = self.orig >> ps;
         let last = self
             .orig

@@ -408,12 +408,17 @@ impl Engine {
     }
 
     /// After a mapping: once [`GROW_AHEAD_PERCENT`] of the slots are in use, asks the worker to
-    /// grow the pool ahead of need.
-    #[inline]
+    /// grow the pool ahead of need. (The check whether the pool may grow at all is inlined into
+    /// the mapping path; the rest is a call only for a pool that may.)
+    #[inline(always)]
     pub(crate) fn maybe_grow_ahead(this: &Arc<Self>) {
-        if !this.can_grow() {
-            return;
+        if this.can_grow() {
+            Self::grow_ahead(this);
         }
+    }
+
+    #[inline(never)]
+    fn grow_ahead(this: &Arc<Self>) {
         let used = this.pool.stats().snapshot().used_slots;
         let ahead =
             used.saturating_mul(100) >= this.pool.nslabs().saturating_mul(GROW_AHEAD_PERCENT);
