@@ -81,23 +81,35 @@ class Symbols:
         return self.names[i]
 
 
+# The copies: the same for both implementations of a bounce (and the benchmark's own memset).
+COPY_FUNCTIONS = ("memcpy_orig", "memset_orig")
+
+
 def window(path, syms):
-    """Instructions per function, executions of each function's first block, and atomic
-    read-modify-write instructions executed."""
+    """Instructions per function, executions of each function's first block, atomic
+    read-modify-write instructions executed, and totals: blocks executed, guest memory accesses,
+    and memory accesses outside the copy routines (a window written before the plugin counted
+    memory accesses has 0 there)."""
     insns, entries = defaultdict(int), defaultdict(int)
     atomics = 0
+    totals = {"blocks": 0, "mem": 0, "mem_nocopy": 0}
     for line in Path(path).read_text().splitlines():
-        va, n, ex, at = line.split()
-        va, n, ex, at = int(va, 16), int(n), int(ex), int(at)
+        cols = line.split()
+        va, n, ex, at = int(cols[0], 16), int(cols[1]), int(cols[2]), int(cols[3])
+        mem = int(cols[4]) if len(cols) > 4 else 0
         atomics += at * ex
         if va < 0xffff800000000000:
             name = "(user space)"
         else:
             name = syms.name(va)
         insns[name] += n * ex
+        totals["blocks"] += ex
+        totals["mem"] += mem
+        if name not in COPY_FUNCTIONS:
+            totals["mem_nocopy"] += mem
         if syms.start.get(name) == va:
             entries[name] += ex
-    return insns, entries, atomics
+    return insns, entries, atomics, totals
 
 
 def main():
@@ -127,11 +139,11 @@ def main():
             f = rdir / "profile" / f"win.{run['window']}" if run else None
             if not f or not f.exists():
                 continue
-            insns, entries, atomics = window(f, syms)
+            insns, entries, atomics, totals = window(f, syms)
             pairs = entries.get("dma_map_page_attrs", 0)
             if pairs == 0:
                 continue
-            per[impl] = (insns, pairs, entries, atomics, run)
+            per[impl] = (insns, pairs, entries, atomics, run, totals)
         if len(per) < 2:
             w(f"{DIRS[d]}: no profile (a window is missing)")
             w("")
@@ -146,6 +158,10 @@ def main():
         w(f"| instructions | {tk:.0f} | {to:.0f} |")
         for what, f in (("function calls (entries)", lambda p: sum(p[2].values()) / p[1]),
                         ("atomic read-modify-writes (lock prefix, xchg)", lambda p: p[3] / p[1]),
+                        ("translation blocks executed", lambda p: p[5]["blocks"] / p[1]),
+                        ("guest memory accesses (loads, stores)", lambda p: p[5]["mem"] / p[1]),
+                        ("of which outside " + " and ".join(COPY_FUNCTIONS),
+                         lambda p: p[5]["mem_nocopy"] / p[1]),
                         ("map µs (dma_map_benchmark, this run)", lambda p: float(p[4]["map"])),
                         ("unmap µs", lambda p: float(p[4]["unmap"]))):
             w(f"| {what} | {f(per['kernel']):.1f} | {f(per['ours']):.1f} |")
@@ -190,7 +206,7 @@ def odp_section(rdir, system_map, w):
             path = rdir / "profile_odp" / f"win.{a['window']}" if a else None
             if not path or not path.exists():
                 continue
-            insns, entries, atomics = window(path, syms)
+            insns, entries, atomics, _ = window(path, syms)
             faults = int(a["pages"]) // chunk
             per[kind] = (insns, faults, entries, atomics)
         if len(per) < 2:

@@ -10,8 +10,10 @@
  * guest calls on purpose, e.g. ksys_sync) ends a window: the counts since the previous mark are
  * written to PREFIX.N (N = 0, 1, ...) as "vaddr instructions executions" lines, one per block
  * executed in the window, and reset; a fourth column counts the block's atomic read-modify-write
- * instructions (a lock prefix, or xchg with memory), which TCG runs through helper calls. A block's instructions are attributed to the address it
- * starts at; host-side tools map the addresses to symbols.
+ * instructions (a lock prefix, or xchg with memory), which TCG runs through helper calls, and a
+ * fifth the guest memory accesses (loads and stores, each a software TLB lookup under TCG) that
+ * the block's executions made in the window. A block's instructions are attributed to the
+ * address it starts at; host-side tools map the addresses to symbols.
  *
  * Only the few declarations of QEMU's plugin API (version 1, QEMU 7.2) that this file uses are
  * repeated here: Debian does not ship qemu-plugin.h. The counters are inline additions (no
@@ -30,6 +32,7 @@ typedef struct qemu_info_t qemu_info_t;
 struct qemu_plugin_tb;
 enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS };
 enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 };
+enum qemu_plugin_mem_rw { QEMU_PLUGIN_MEM_R = 1, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW };
 typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
 typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
 typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
@@ -45,6 +48,8 @@ struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb
 const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
 size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
 uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
+void qemu_plugin_register_vcpu_mem_inline(struct qemu_plugin_insn *insn, enum qemu_plugin_mem_rw rw,
+					  enum qemu_plugin_op op, void *ptr, uint64_t imm);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
@@ -54,6 +59,7 @@ struct block {
 	uint64_t execs;
 	uint64_t insns;
 	uint64_t atomics;
+	uint64_t mem;
 };
 
 #define NBLOCKS (1u << 20)
@@ -97,9 +103,11 @@ static void dump(void)
 	}
 	for (unsigned int i = 0; i < NBLOCKS; i++) {
 		if (blocks[i].insns && blocks[i].execs)
-			fprintf(f, "%" PRIx64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", blocks[i].vaddr,
-				blocks[i].insns, blocks[i].execs, blocks[i].atomics);
+			fprintf(f, "%" PRIx64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+				blocks[i].vaddr, blocks[i].insns, blocks[i].execs, blocks[i].atomics,
+				blocks[i].mem);
 		blocks[i].execs = 0;
+		blocks[i].mem = 0;
 	}
 	fclose(f);
 }
@@ -154,6 +162,11 @@ static void on_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			}
 		}
 		qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &b->execs, 1);
+		/* Every access of every instruction of this translation adds one. */
+		for (size_t k = 0; k < qemu_plugin_tb_n_insns(tb); k++)
+			qemu_plugin_register_vcpu_mem_inline(qemu_plugin_tb_get_insn(tb, k),
+							     QEMU_PLUGIN_MEM_RW,
+							     QEMU_PLUGIN_INLINE_ADD_U64, &b->mem, 1);
 	}
 	pthread_mutex_unlock(&lock);
 	if (vaddr == mark)
