@@ -40,17 +40,22 @@ impl<const N: usize> PerCpuCounters<N> {
         NonNull::new(p).map(|ptr| Self { ptr }).ok_or(ENOMEM)
     }
 
+    /// The per-CPU pointer of counter `I` (`I < N`, checked at compile time) of the area that
+    /// `self` owns (type invariant).
+    #[inline(always)]
+    fn slot<const I: usize>(&self) -> *mut u64 {
+        const { assert!(I < N) };
+        self.ptr.as_ptr().cast::<u64>().wrapping_add(I)
+    }
+
     /// Adds `v` to counter `I` on the running CPU.
     #[inline(always)]
     pub fn add<const I: usize>(&self, v: u64) {
-        const { assert!(I < N) };
-        let slot = self.ptr.as_ptr().cast::<u64>().wrapping_add(I);
+        let slot = self.slot::<I>();
         #[cfg(all(CONFIG_X86_64, CONFIG_SMP))]
-        // SAFETY: `slot` is the per-CPU pointer of counter `I < N` of the area that `self` owns
-        // (type invariant), so `%gs:slot` is that counter's copy of the running CPU (x86-64
-        // keeps the running CPU's per-CPU offset in the `%gs` base, which is what
-        // `this_cpu_add` relies on). One `add` is not split by an interrupt or a migration, and
-        // no other CPU writes this copy. It touches nothing else and no stack.
+        // SAFETY: `%gs:slot` is counter `I`'s copy of the running CPU (`slot`: see `slot`; the
+        // `%gs` base is that CPU's per-CPU offset, as `this_cpu_add` relies on). One `add` is not
+        // split by an interrupt or a migration, no other CPU writes the copy, no stack is used.
         unsafe {
             core::arch::asm!(
                 "add qword ptr gs:[{slot}], {v}",
@@ -68,8 +73,7 @@ impl<const N: usize> PerCpuCounters<N> {
 
     /// Counter `I`: the sum of its copies over the possible CPUs (wrapping).
     pub fn sum<const I: usize>(&self) -> u64 {
-        const { assert!(I < N) };
-        let slot = self.ptr.as_ptr().cast::<u64>().wrapping_add(I);
+        let slot = self.slot::<I>();
         // SAFETY: the per-CPU pointer of counter `I < N` of the area that `self` owns; the
         // helper only reads each CPU's copy.
         unsafe { ffi::xendma_percpu_sum(slot.cast::<c_void>()) }
@@ -78,8 +82,7 @@ impl<const N: usize> PerCpuCounters<N> {
     /// Counter `I`'s copy of `cpu` (`None` if that CPU is not possible): for tests.
     #[cfg(xendma_kunit)]
     pub fn copy_of<const I: usize>(&self, cpu: u32) -> Option<u64> {
-        const { assert!(I < N) };
-        let slot = self.ptr.as_ptr().cast::<u64>().wrapping_add(I);
+        let slot = self.slot::<I>();
         let mut v = 0u64;
         // SAFETY: the per-CPU pointer of counter `I < N` of the area that `self` owns; the
         // helper checks `cpu` before it reads that CPU's copy into `v`.
