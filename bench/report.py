@@ -674,7 +674,7 @@ def write_md(r, path, png_name, prev=None):
       f"{m.get('swiotlb_copy', '?')} |")
     w(f"| runs | dma_map_benchmark `-s {m.get('seconds', '?')}` per run; the kernel's implementation and "
       f"ours in the same boot, {m.get('repeats', '?')} pairs of passes over all configurations, the "
-      "order alternating from pair to pair; medians reported, ratios as the median of the per-pair "
+      "two runs of a configuration back to back, the order alternating from configuration to configuration and from pair to pair; medians reported, ratios as the median of the per-pair "
       "ratios with their interquartile range |")
     swl = r.info.get("kernel", {}).get("swiotlb_nslabs", "?")
     ours = r.info.get("kernel", {})

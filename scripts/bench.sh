@@ -4,7 +4,8 @@
 # build of the test kernel (kconfig/*.config + kconfig/bench/production.config), in plain QEMU and
 # in a Xen dom0. Writes bench/results.md and bench/latency.png. Documentation/bench.rst explains.
 #   BENCH_SECONDS (2) seconds per dma_map_benchmark run, BENCH_REPEATS (5) repeats: pairs of
-#   passes (kernel, ours) alternating in one boot, whose per-pair ratios give the median and spread,
+#   passes (kernel, ours) in one boot, each configuration's two runs back to back, whose per-pair
+#   ratios give the median and spread,
 #   BENCH_POOL_MB (64) pool size for both implementations, BENCH_OUT (bench/) output directory,
 #   BENCH_BOOTS ("direct kernel xen profile") the boots to run (a subset reuses the others' last results).
 #   BENCH_QUIET (20) seconds without another VM, once one was seen, before a boot.
@@ -143,6 +144,10 @@ boot plain direct $((3 * (per_impl + 120) + 120)) "xendma.bench_dev=0000:00:05.0
 boot plain kernel $((3 * (2 * per_impl + trace_s + 60) + 120)) "xendma.bench_dev=0000:00:05.0 swiotlb=$slots,force"
 # Xen dom0: the nvme controller (64-bit mask); swiotlb=force makes swiotlb-xen bounce everything.
 boot xen xen $((3 * (2 * per_impl + trace_s + 60) + 300)) "xendma.bench_dev=0000:00:04.0 swiotlb=$slots,force"
+# Where a mapping lands against its buffer (not a default boot: BENCH_BOOTS=place, then
+# bench/place.py; Documentation/bench.rst).
+boot plain place 1800 "xendma.bench_dev=0000:00:05.0 swiotlb=$slots,force"
+[ "$(echo $boots)" = place ] && exit 0
 # The instruction profile: plain QEMU, the kernel's swiotlb and ours at one page under the
 # counting plugin, whose windows end at each sync(2) of the guest (the entry of ksys_sync).
 case " $boots " in *" profile "*)

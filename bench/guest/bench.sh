@@ -3,13 +3,16 @@
 # on the console; scripts/bench.sh collects them and bench/report.py turns them into tables.
 #   xendma.bench=direct  plain QEMU: copy alignment, dma_map_benchmark without bouncing, ODP vs GUP
 #   xendma.bench=kernel  plain QEMU booted with swiotlb=<slots>,force: the memcpy floor, then the
-#                        kernel's swiotlb and
-#                        xen_swiotlb_rs (force_bounce) in the same boot, pass by pass alternating
-#                        (the device on the kernel's ops, then attached to ours, then detached:
-#                        back on the kernel's), then ours's trace events off and on, pool pressure
-#                        on both
+#                        kernel's swiotlb and xen_swiotlb_rs (force_bounce) in the same boot, the
+#                        two runs of each configuration back to back, alternating (the device on
+#                        the kernel's ops, attached to ours for ours' runs, detached: back on the
+#                        kernel's), then ours's trace events off and on, pool pressure on both
 #   xendma.bench=profile plain QEMU with swiotlb=<slots>,force under an instruction-counting QEMU
 #                        plugin: one run per direction of the kernel's swiotlb and of ours, 1 page
+#   xendma.bench=place   plain QEMU with swiotlb=<slots>,force: one-page and 16-page to-device
+#                        mappings of a buffer placed at 79 offsets, the kernel's swiotlb and ours
+#                        (not part of make bench; Documentation/bench.rst, "Where a one-page
+#                        mapping lands")
 #   xendma.bench=xen     Xen PV dom0 booted with swiotlb=<slots>,force: the same with swiotlb-xen
 #                        (ours reported unavailable if the attach is refused), then the 2 MiB
 #                        rows (xendma.bench=big runs only those; xendma.bench_big_kb: ours's
@@ -59,21 +62,24 @@ dmb_run() {
     set -- $(echo "$r" | sed -n 's/average \(un\)*map latency(us):\([0-9.]*\) standard deviation:\([0-9.]*\)/\2 \3/p')
     map=$1 map_sd=$2 unmap=$3 unmap_sd=$4
 }
-# One pass of dma_map_benchmark over granules 1, 16, 64 pages, 1 and 2 threads, the three
-# directions (64-bit mask: what bounces is what the implementation decides, not the mask).
+# One dma_map_benchmark run of configuration $3 (granule, threads, direction) for
+# implementation $1 in pair $2, reported as a "dmb" line.
+dmb_one() {
+    set -- "$1" "$2" $3
+    if ! dmb_run "$4" "$3" "$5"; then
+        out "error impl=$1 rep=$2 g=$3 t=$4 d=$5: $(echo "$r" | tr '\n' ' ')"
+        return
+    fi
+    out "dmb impl=$1 rep=$2 g=$3 t=$4 d=$5 map=$map map_sd=$map_sd unmap=$unmap unmap_sd=$unmap_sd"
+}
+# The 18 configurations: granules 1, 16, 64 pages, 1 and 2 threads, the three directions (64-bit
+# mask: what bounces is what the implementation decides, not the mask), as "g t d".
+configs() {
+    for g in 1 16 64; do for t in 1 2; do for d in 0 1 2; do echo "$g $t $d"; done; done; done
+}
+# One pass of one implementation over the configurations (the direct boot).
 dmb_pass() {
-    impl=$1 rep=$2
-    for g in 1 16 64; do
-        for t in 1 2; do
-            for d in 0 1 2; do
-                if ! dmb_run $t $g $d; then
-                    out "error impl=$impl rep=$rep g=$g t=$t d=$d: $(echo "$r" | tr '\n' ' ')"
-                    continue
-                fi
-                out "dmb impl=$impl rep=$rep g=$g t=$t d=$d map=$map map_sd=$map_sd unmap=$unmap unmap_sd=$unmap_sd"
-            done
-        done
-    done
+    configs | while read -r c; do dmb_one "$1" "$2" "$c"; done
 }
 # The repeats of one implementation; the passes are the outer loop so that a slow spell of the
 # host spreads over configurations.
@@ -84,10 +90,39 @@ dmb() {
         rep=$((rep + 1))
     done
 }
+# The kernel's implementation ($1) and ours ($2) in this boot, $3 pairs of passes over the
+# configurations, the two runs of a configuration back to back: the emulated machine runs faster
+# and slower for tens of seconds at a time, for both implementations alike (Documentation/bench.rst,
+# "Where a one-page mapping lands"), and a pair whose two runs lie a whole pass (a minute) apart
+# catches such a spell in one run and not the other. Configuration c of pair p runs the kernel's
+# first when p + c is even and ours first otherwise (k o, o k, k o, ...), so that neither always
+# runs first and ours' runs of neighbouring configurations are adjacent: ours is attached once per
+# two configurations. Host noise between boots stays out of the per-pair ratio (bench/report.py).
+interleaved() {
+    pair=1
+    while [ $pair -le "$3" ]; do
+        c=0 on=0
+        for cfg in $(configs | tr ' ' ,); do
+            if [ $(((pair + c) % 2)) = 0 ]; then order="$1 $2"; else order="$2 $1"; fi
+            for impl in $order; do
+                if [ "$impl" = "$2" ] && [ $on = 0 ]; then
+                    ours_on "$impl" || return 1
+                    on=1
+                elif [ "$impl" != "$2" ] && [ $on = 1 ]; then
+                    ours_off "$2" || return 1
+                    on=0
+                fi
+                dmb_one "$impl" $pair "$(echo "$cfg" | tr , ' ')"
+            done
+            c=$((c + 1))
+        done
+        if [ $on = 1 ]; then ours_off "$2" || return 1; fi
+        pair=$((pair + 1))
+    done
+}
 # The kernel's implementation ($1) and ours ($2) in this boot, pass by pass: pair p runs the
 # kernel's pass first when p is odd and ours first when p is even, so that neither always runs
-# first; ours is attached for its pass only. Host noise between boots stays out of the per-pair
-# ratio ours/kernel (bench/report.py). $3: the pass (dmb_pass, big_pass), $4: the pairs.
+# first; ours is attached for its pass only. $3: the pass (big_pass, ...), $4: the pairs.
 paired() {
     pair=1
     while [ $pair -le "$4" ]; do
@@ -272,7 +307,8 @@ unload_ours() {
     rmmod xen_swiotlb_rs
 }
 # The kernel's implementation ($1, the device's ops at boot) against ours ($2) in this boot:
-# alternating passes, then ours's trace events and pool pressure on both.
+# pairs of passes, each configuration's two runs back to back, then ours's trace events and pool
+# pressure on both.
 against() {
     bind_dmb || out "error bind $dev"
     if ! load_ours "$2"; then
@@ -280,7 +316,7 @@ against() {
         pressure "$1" "$(cat /sys/kernel/debug/swiotlb/io_tlb_nslabs)"
         return
     fi
-    paired "$1" "$2" dmb_pass "$reps"
+    interleaved "$1" "$2" "$reps"
     pressure "$1" "$(cat /sys/kernel/debug/swiotlb/io_tlb_nslabs)"
     if ours_on "$2"; then
         out "info ours_devices=$(tr ' \n' ',;' < $DBG/devices)"
@@ -376,6 +412,33 @@ big)
     big kernel-xen ours-xen
     ;;
 profile_odp) profile_odp ;;
+place)
+    # Offsets 0..63 pages, then every 64 pages up to 4 MiB: the distance from the buffer to the
+    # mapping modulo every TLB size QEMU may pick (64 entries and up).
+    offs="$(seq 0 63) $(seq 64 64 960)"
+    bind_dmb || out "error bind $dev"
+    load_ours ours || exit 0
+    for pair in $(seq "$reps"); do
+        for impl in kernel ours; do
+            if [ $impl = ours ]; then ours_on ours || break; fi
+            for g in 1 16; do
+                for off in $offs; do
+                    out "place impl=$impl pair=$pair $($XB place "$dev" $g 1 "$off" 100 2>&1)"
+                done
+            done
+            if [ $impl = ours ]; then ours_off ours; fi
+        done
+    done
+    # Then dma_map_benchmark itself at one page, one thread, 10 pairs alternating as in
+    # paired: whether ours' fast and slow runs follow the time or the run.
+    one_pass() {
+        for d in 1 0; do
+            dmb_run 1 1 $d && out "dmbp impl=$1 pair=$2 d=$d map=$map unmap=$unmap"
+        done
+    }
+    paired kernel ours one_pass 10
+    unload_ours
+    ;;
 pressure)
     bind_dmb || out "error bind $dev"
     load_ours ours-xen || exit 0

@@ -484,6 +484,84 @@ static int xb_gup_unpin_ioctl(u64 *a)
 	return 0;
 }
 
+/* ---- placement: a dma_map_benchmark loop on a buffer placed by the caller ---- */
+
+#define XB_PLACE_ORDER 10
+#define XB_PLACE_SEEN 64
+
+static int xb_place(u64 *a)
+{
+	static const enum dma_data_direction dirs[] = {
+		DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE
+	};
+	u64 pairs = 0, ns = 0, map_ns = 0, start, seen = 0;
+	dma_addr_t *addrs;
+	enum dma_data_direction dir;
+	struct pci_dev *pdev;
+	struct device *dev;
+	struct page *block;
+	size_t size;
+	void *buf;
+	int ret = 0;
+
+	if (!a[3] || a[3] > 64 || a[4] > 2 || a[5] + a[3] > (1UL << XB_PLACE_ORDER) ||
+	    !a[6] || a[6] > 60000)
+		return -EINVAL;
+	pdev = xb_pci_get(a[0], a[1], a[2]);
+	if (!pdev)
+		return -ENODEV;
+	dev = &pdev->dev;
+	size = a[3] * PAGE_SIZE;
+	dir = dirs[a[4]];
+	addrs = kcalloc(XB_PLACE_SEEN, sizeof(*addrs), GFP_KERNEL);
+	block = alloc_pages(GFP_KERNEL, XB_PLACE_ORDER);
+	if (!addrs || !block) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	buf = page_address(block) + a[5] * PAGE_SIZE;
+	memset(buf, 0x66, size);
+	start = ktime_get_ns();
+	do {
+		u64 t0, t1, t2;
+		dma_addr_t d;
+		u64 i;
+
+		if (dir != DMA_FROM_DEVICE)
+			memset(buf, 0x66, size);
+		t0 = ktime_get_ns();
+		d = dma_map_single(dev, buf, size, dir);
+		t1 = ktime_get_ns();
+		if (dma_mapping_error(dev, d)) {
+			ret = -ENOMEM;
+			break;
+		}
+		dma_unmap_single(dev, d, size, dir);
+		t2 = ktime_get_ns();
+		ns += t2 - t0;
+		map_ns += t1 - t0;
+		pairs++;
+		a[9] = d;
+		for (i = 0; i < seen && addrs[i] != d; i++)
+			;
+		if (i == seen && seen < XB_PLACE_SEEN)
+			addrs[seen++] = d;
+		if ((pairs & 255) == 0)
+			cond_resched();
+	} while (ktime_get_ns() - start < a[6] * NSEC_PER_MSEC);
+	a[7] = pairs;
+	a[8] = div64_u64(ns * 1000, pairs ?: 1);
+	a[10] = page_to_phys(block) + a[5] * PAGE_SIZE;
+	a[11] = seen;
+	a[12] = div64_u64(map_ns * 1000, pairs ?: 1);
+out:
+	if (block)
+		__free_pages(block, XB_PLACE_ORDER);
+	kfree(addrs);
+	pci_dev_put(pdev);
+	return ret;
+}
+
 /* ---- the misc device ---- */
 
 static int xb_open(struct inode *inode, struct file *file)
@@ -522,6 +600,8 @@ static long xb_dispatch(unsigned int cmd, u64 *a)
 		return xb_gup_pin(a);
 	case XB_GUP_UNPIN:
 		return xb_gup_unpin_ioctl(a);
+	case XB_PLACE:
+		return xb_place(a);
 	default:
 		return -ENOTTY;
 	}

@@ -58,4 +58,17 @@
 /* GUP_UNPIN: in [0] address, [1] length; out [2] nanoseconds. dma_unmap_page() + unpin. */
 #define XB_GUP_UNPIN _IOWR('X', 9, __u64[3])
 
+/*
+ * PLACE: in  [0] PCI domain, [1] bus, [2] devfn, [3] pages per mapping (1..64), [4] direction
+ *            (0 bidirectional, 1 to-device, 2 from-device, as dma_map_benchmark's -d),
+ *            [5] the buffer's offset in pages into a 4 MiB-aligned block of 4 MiB, [6] milliseconds
+ *       out [7] map+unmap pairs made, [8] picoseconds per pair, [9] the last mapping's bus
+ *           address, [10] the buffer's physical address, [11] distinct bus addresses seen (up to
+ *           a count of 64), [12] picoseconds per map
+ * dma_map_benchmark's loop (memset unless from-device, map, unmap, each timed with ktime) on a
+ * buffer placed where the caller says: how a mapping's cost depends on where the pool puts it
+ * relative to the buffer (Documentation/bench.rst, "Where a one-page mapping lands").
+ */
+#define XB_PLACE _IOWR('X', 10, __u64[13])
+
 #endif

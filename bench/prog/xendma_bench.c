@@ -7,6 +7,8 @@
  *                                                4: hot destination one page off its 4 MiB alignment,
  *                                                8 * N: N pages off instead)
  *   xendma_bench pressure BDF SLOTS PERCENT MS SEED
+ *   xendma_bench place BDF PAGES DIR OFFSET MS  (dma_map_benchmark's loop, the buffer OFFSET pages
+ *                                                into a 4 MiB-aligned block)
  *   xendma_bench odp BDF MIB REPEATS
  *   xendma_bench hmm MIB REPEATS         (the kernel's test_hmm mirror, /dev/hmm_dmirror0)
  *   xendma_bench odp-profile BDF MIB     one pass of odp faults at 1 and at 16 pages per fault,
@@ -185,6 +187,24 @@ static char *resident(size_t len)
 	madvise(buf, len, MADV_NOHUGEPAGE);
 	memset(buf, 0x5a, len);
 	return buf;
+}
+
+static int cmd_place(char **argv)
+{
+	__u64 a[13] = {};
+
+	parse_bdf(argv[0], a);
+	a[3] = strtoull(argv[1], NULL, 0);
+	a[4] = strtoull(argv[2], NULL, 0);
+	a[5] = strtoull(argv[3], NULL, 0);
+	a[6] = strtoull(argv[4], NULL, 0);
+	xioctl(XB_PLACE, a, "place");
+	/* dist: pages from the buffer's first page to the mapping's, modulo 4 GiB */
+	printf("place g=%llu d=%llu off=%llu pairs=%llu ps=%llu map_ps=%llu dma=%#llx buf=%#llx "
+	       "dist=%llu seen=%llu\n",
+	       a[3], a[4], a[5], a[7], a[8], a[12], a[9], a[10],
+	       ((a[9] - a[10]) >> 12) & 0xfffff, a[11]);
+	return 0;
 }
 
 static int cmd_odp(char **argv)
@@ -378,6 +398,8 @@ int main(int argc, char **argv)
 		return cmd_memcpy(argv + 2);
 	if (!strcmp(argv[1], "pressure") && argc == 7)
 		return cmd_pressure(argv + 2);
+	if (!strcmp(argv[1], "place") && argc == 7)
+		return cmd_place(argv + 2);
 	if (!strcmp(argv[1], "odp") && argc == 5)
 		return cmd_odp(argv + 2);
 	if (!strcmp(argv[1], "odp-profile") && argc == 4)
@@ -385,6 +407,7 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: xendma_bench memcpy BYTES THREADS MS FLAGS\n"
 			"       xendma_bench pressure BDF SLOTS PERCENT MS SEED\n"
+			"       xendma_bench place BDF PAGES DIR OFFSET MS\n"
 			"       xendma_bench odp BDF MIB REPEATS\n"
 			"       xendma_bench hmm MIB REPEATS\n"
 			"       xendma_bench odp-profile BDF MIB\n"
