@@ -82,6 +82,16 @@ static void parse_bdf(const char *s, __u64 *a)
 	a[2] = dev << 3 | fn;
 }
 
+/* A BDF and four numbers after it: a[0..2], then a[3..6]. */
+static void parse_bdf_and_4(char **argv, __u64 *a)
+{
+	int i;
+
+	parse_bdf(argv[0], a);
+	for (i = 1; i <= 4; i++)
+		a[2 + i] = strtoull(argv[i], NULL, 0);
+}
+
 static int cmd_memcpy(char **argv)
 {
 	__u64 a[6] = { strtoull(argv[0], NULL, 0), strtoull(argv[1], NULL, 0),
@@ -98,11 +108,7 @@ static int cmd_pressure(char **argv)
 {
 	__u64 a[13] = {};
 
-	parse_bdf(argv[0], a);
-	a[3] = strtoull(argv[1], NULL, 0);
-	a[4] = strtoull(argv[2], NULL, 0);
-	a[5] = strtoull(argv[3], NULL, 0);
-	a[6] = strtoull(argv[4], NULL, 0);
+	parse_bdf_and_4(argv, a);
 	xioctl(XB_PRESSURE, a, "pressure");
 	printf("pressure slots=%llu pct=%llu attempts=%llu fails=%llu maps_per_s=%llu "
 	       "held_slots=%llu held=%llu fill_fails=%llu\n",
@@ -193,11 +199,7 @@ static int cmd_place(char **argv)
 {
 	__u64 a[13] = {};
 
-	parse_bdf(argv[0], a);
-	a[3] = strtoull(argv[1], NULL, 0);
-	a[4] = strtoull(argv[2], NULL, 0);
-	a[5] = strtoull(argv[3], NULL, 0);
-	a[6] = strtoull(argv[4], NULL, 0);
+	parse_bdf_and_4(argv, a);
 	xioctl(XB_PLACE, a, "place");
 	/* dist: pages from the buffer's first page to the mapping's, modulo 4 GiB */
 	printf("place g=%llu d=%llu off=%llu pairs=%llu ps=%llu map_ps=%llu dma=%#llx buf=%#llx "
