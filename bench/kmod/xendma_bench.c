@@ -504,7 +504,8 @@ static int xb_place(u64 *a)
 	void *buf;
 	int ret = 0;
 
-	if (!a[3] || a[3] > 64 || a[4] > 2 || a[5] + a[3] > (1UL << XB_PLACE_ORDER) ||
+	/* a[3] is checked first: the offset's bound cannot wrap. */
+	if (!a[3] || a[3] > 64 || a[4] > 2 || a[5] > (1UL << XB_PLACE_ORDER) - a[3] ||
 	    !a[6] || a[6] > 60000)
 		return -EINVAL;
 	pdev = xb_pci_get(a[0], a[1], a[2]);
