@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Reads the results of the `place` boot (BENCH_BOOTS=place scripts/bench.sh; bench/guest/bench.sh)
 and prints how a mapping's cost depends on where it lands against its buffer, and the
-one-page dma_map_benchmark runs in time order (Documentation/bench.rst, "Where a one-page
-mapping lands").
+one-page dma_map_benchmark runs in time order (Documentation/bench.rst, "Spells of the
+emulated machine").
 
 usage: place.py RESULTS_DIR   (build/bench/results: reads place.txt)
 """

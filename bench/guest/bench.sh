@@ -11,8 +11,8 @@
 #                        plugin: one run per direction of the kernel's swiotlb and of ours, 1 page
 #   xendma.bench=place   plain QEMU with swiotlb=<slots>,force: one-page and 16-page to-device
 #                        mappings of a buffer placed at 79 offsets, the kernel's swiotlb and ours
-#                        (not part of make bench; Documentation/bench.rst, "Where a one-page
-#                        mapping lands")
+#                        (not part of make bench; Documentation/bench.rst, "Spells of the
+#                        emulated machine")
 #   xendma.bench=xen     Xen PV dom0 booted with swiotlb=<slots>,force: the same with swiotlb-xen
 #                        (ours reported unavailable if the attach is refused), then the 2 MiB
 #                        rows (xendma.bench=big runs only those; xendma.bench_big_kb: ours's
@@ -93,7 +93,7 @@ dmb() {
 # The kernel's implementation ($1) and ours ($2) in this boot, $3 pairs of passes over the
 # configurations, the two runs of a configuration back to back: the emulated machine runs faster
 # and slower for tens of seconds at a time, for both implementations alike (Documentation/bench.rst,
-# "Where a one-page mapping lands"), and a pair whose two runs lie a whole pass (a minute) apart
+# "Spells of the emulated machine"), and a pair whose two runs lie a whole pass (a minute) apart
 # catches such a spell in one run and not the other. Configuration c of pair p runs the kernel's
 # first when p + c is even and ours first otherwise (k o, o k, k o, ...), so that neither always
 # runs first and ours' runs of neighbouring configurations are adjacent: ours is attached once per

@@ -67,7 +67,7 @@
  *           a count of 64), [12] picoseconds per map
  * dma_map_benchmark's loop (memset unless from-device, map, unmap, each timed with ktime) on a
  * buffer placed where the caller says: how a mapping's cost depends on where the pool puts it
- * relative to the buffer (Documentation/bench.rst, "Where a one-page mapping lands").
+ * relative to the buffer (Documentation/bench.rst, "Spells of the emulated machine").
  */
 #define XB_PLACE _IOWR('X', 10, __u64[13])
 
