@@ -188,10 +188,15 @@ fi
 # use-after-free KASAN reports later in the same method): the kernel's bug, not the attach's.
 CDRV=/lib/xendma/cdrv/odp_umem_cdrv.ko
 CDRVD=/sys/bus/pci/drivers/odp_umem_cdrv
+cdrv_edu() {  # the edu odp_umem_cdrv is bound to (the last one), empty if none
+	e=
+	for d in $CDRVD/*:*; do [ -e "$d" ] && e=${d##*/}; done
+	echo "$e"
+}
 EDU=
 HELD=
 if [ -f $CDRV ] && loaded $SW && insmod $CDRV; then
-	for d in $CDRVD/*:*; do [ -e "$d" ] && EDU=${d##*/}; done
+	EDU=$(cdrv_edu)
 fi
 if [ -n "$EDU" ] && echo $EDU > $CDRVD/unbind; then
 	if echo 1 > $PCI/$EDU/enable; then HELD=1; else diag "$EDU could not be held enabled: its probes route its interrupt under injection"; fi
@@ -271,7 +276,7 @@ if [ -z "$PV" ]; then
 else
 	EDU=
 	if [ -f $CDRV ] && insmod $CDRV; then
-		for d in /sys/bus/pci/drivers/odp_umem_cdrv/*:*; do [ -e "$d" ] && EDU=${d##*/}; done
+		EDU=$(cdrv_edu)
 	fi
 	if [ -z "$EDU" ]; then
 		result 1 "e. bind odp_umem_cdrv to an edu device"
