@@ -8,6 +8,7 @@ RESULTS_DIR holds one NAME.txt per boot (the guest's "@@B" lines without the pre
 machine.txt and idle.txt. Only numbers found there are reported. PREVIOUS_RESULTS_DIR, the
 same of the run before (scripts/bench.sh keeps it), adds a run-to-run comparison of the ratios.
 """
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -456,9 +457,49 @@ def iqr(xs):
     return f"{q2:.2f} [{q1:.2f}–{q3:.2f}]"
 
 
+def median_ci(xs, level=0.95):
+    """A distribution-free confidence interval for the median of a list: the order statistics
+    (X(k), X(n+1-k)) with the largest k whose coverage, 1 - 2 P(Binomial(n, 1/2) < k), is at
+    least `level`, or the whole range when even that falls short (5 values: 1 - 2/32 = 93.75 %).
+    Returns (low, high, coverage). The interquartile range describes how the values spread; this
+    is how far their median can be from the true one."""
+    xs, n = sorted(xs), len(xs)
+    k, cov = 1, 1 - 2 * 0.5 ** n
+    while k + 1 <= (n + 1) // 2:
+        c = 1 - 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+        if c < level:
+            break
+        k, cov = k + 1, c
+    return xs[k - 1], xs[n - k], cov
+
+
+def ci_text(xs):
+    """The interval of median_ci as text: "0.80–0.98"."""
+    if not xs:
+        return "n/a"
+    lo, hi, _ = median_ci(xs)
+    return f"{lo:.2f}–{hi:.2f}"
+
+
+def ci_level(r):
+    """The coverage of the intervals this run reports (they all have as many pairs), as text."""
+    ns = {len(r.pair_ratios(o, k, *c)) for o, k in (("ours", "kernel"), ("ours-xen", "kernel-xen"))
+          for c in configs()} - {0, 1}
+    return " or ".join(f"{median_ci([0.0] * n)[2] * 100:.2f} % ({n} pairs)" for n in sorted(ns)) or "n/a"
+
+
 def judge(xs, goal):
-    """A goal "ratio ≤ goal" judged on the interquartile range of the per-pair ratios: met when
-    the whole range is at or below it, missed when the whole range is above, else undecided."""
+    """A goal "ratio ≤ goal" judged on the confidence interval of the median of the per-pair
+    ratios (median_ci): met when the whole interval is at or below it, missed when it is all
+    above, else undecided."""
+    if not xs:
+        return None
+    lo, hi, _ = median_ci(xs)
+    return "met" if hi <= goal else "missed" if lo > goal else "undecided"
+
+
+def judge_iqr(xs, goal):
+    """The same verdict on the interquartile range, as the runs up to the fifteenth judged."""
     if not xs:
         return None
     q1, _, q3 = quartiles(xs)
@@ -620,28 +661,35 @@ def write_alias(r, w):
 
 def write_repeat(r, prev, w):
     """This run's per-pair ratios against the previous run's: whether each run's median lies within
-    the other's interquartile range."""
-    rows, agree, n = [], 0, 0
+    the confidence interval of the other's (and, as the runs up to the fifteenth counted, within
+    the other's interquartile range)."""
+    rows, agree, agree_iqr, n = [], 0, 0, 0
     for env, o, k in (("plain", "ours", "kernel"), ("dom0", "ours-xen", "kernel-xen")):
         for g, t, d in configs():
             a, b = r.pair_ratios(o, k, g, t, d), prev.pair_ratios(o, k, g, t, d)
             if not a or not b:
                 continue
             qa, qb = quartiles(a), quartiles(b)
-            ok = qa[0] <= qb[1] <= qa[2] or qb[0] <= qa[1] <= qb[2]
+            ca, cb = median_ci(a), median_ci(b)
+            ok = ca[0] <= qb[1] <= ca[1] or cb[0] <= qa[1] <= cb[1]
             n += 1
             agree += ok
-            rows.append(f"| {env} | {g} | {t} | {DIRS[d]} | {iqr(a)} | {iqr(b)} | {'yes' if ok else '**no**'} |")
+            agree_iqr += qa[0] <= qb[1] <= qa[2] or qb[0] <= qa[1] <= qb[2]
+            rows.append(f"| {env} | {g} | {t} | {DIRS[d]} | {iqr(a)} | {ci_text(a)} | {iqr(b)} | "
+                        f"{ci_text(b)} | {'yes' if ok else '**no**'} |")
     if not n:
         return
     w("## Run to run: this run against the previous one")
     w("")
     w(f"The per-pair ratios ours/kernel of this `make bench` and of the one before it on this machine "
-      f"({prev.machine.get('date', '?')}). `agree`: one run's median lies within the other's "
-      f"interquartile range. They agree in **{agree} of {n}** configurations.")
+      f"({prev.machine.get('date', '?')}): median [interquartile range] and the confidence interval "
+      f"of the median ({ci_level(r)}, from the order statistics). `agree`: one run's median lies "
+      f"within the other's confidence interval. They agree in **{agree} of {n}** configurations; "
+      f"within the other's interquartile range, which describes how the pairs spread rather than "
+      f"where their median can be, in {agree_iqr} of {n}.")
     w("")
-    w("| boot | granule | threads | direction | this run | previous run | agree |")
-    w("| --- | ---: | ---: | --- | ---: | ---: | --- |")
+    w("| boot | granule | threads | direction | this run | interval | previous run | interval | agree |")
+    w("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |")
     for row in rows:
         w(row)
     w("")
@@ -719,7 +767,8 @@ def write_md(r, path, png_name, prev=None):
     w("")
     w("Plain QEMU; `direct` in a boot of its own, the kernel's swiotlb (`swiotlb=N,force`) and "
       "xen_swiotlb_rs (the device attached for its passes, detached for the kernel's) in one boot. "
-      "`ours/kernel`: the median of the per-pair ratios of map+unmap [interquartile range]. `floor` = the copies a bounce must make (2 for bidirectional and from-device, "
+      "`ours/kernel`: the median of the per-pair ratios of map+unmap [interquartile range]; "
+      f"`interval`: the confidence interval of that median ({ci_level(r)}). `floor` = the copies a bounce must make (2 for bidirectional and from-device, "
       "1 for to-device) × the measured memcpy of the granule (hot buffers, same thread count, the "
       "faster of the two copy routines below; measured in the "
       f"{'same boot as the two implementations' if r.plain_floor_boot() == 'kernel' else '`direct` boot'}). "
@@ -730,29 +779,31 @@ def write_md(r, path, png_name, prev=None):
       "allocator and bookkeeping cost (negative: the pool copy ran faster than the hot-buffer "
       "measurement, within noise).")
     w("")
-    w("| granule | threads | direction | direct | kernel swiotlb | xen_swiotlb_rs | ours/kernel | floor | ours/floor "
-      "| kernel/floor | kernel beyond its copies | ours beyond its copies |")
-    w("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    w("| granule | threads | direction | direct | kernel swiotlb | xen_swiotlb_rs | ours/kernel | interval "
+      "| floor | ours/floor | kernel/floor | kernel beyond its copies | ours beyond its copies |")
+    w("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for g, t, d in configs():
         dr, k, o = r.total("direct", g, t, d), r.total("kernel", g, t, d), r.total("ours", g, t, d)
         fl = r.floor_us(g, t, d)
         kx = None if k is None or r.floor_us(g, t, d, call=0) is None else k - r.floor_us(g, t, d, call=0)
         ox = None if o is None or r.floor_us(g, t, d, call=1) is None else o - r.floor_us(g, t, d, call=1)
-        w(f"| {g} | {t} | {DIRS[d]} | {fmt(dr)} | {fmt(k)} | {fmt(o)} | {iqr(r.pair_ratios('ours', 'kernel', g, t, d))} | "
+        pr = r.pair_ratios('ours', 'kernel', g, t, d)
+        w(f"| {g} | {t} | {DIRS[d]} | {fmt(dr)} | {fmt(k)} | {fmt(o)} | {iqr(pr)} | {ci_text(pr)} | "
           f"{fmt(fl, 2)} | {fmt(ratio(o, fl), 2)} | {fmt(ratio(k, fl), 2)} | {fmt(kx)} | {fmt(ox)} |")
     w("")
     w("Xen PV dom0 (swiotlb-xen forced to bounce with `swiotlb=N,force` on the dom0 command line, "
       "ours attached for its passes in the same boot; floor measured in dom0).")
     w("")
     ox = r.unavailable.get("ours-xen")
-    w("| granule | threads | direction | kernel swiotlb-xen | xen_swiotlb_rs | ours/kernel | floor | ours/floor "
-      "| kernel/floor |")
-    w("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    w("| granule | threads | direction | kernel swiotlb-xen | xen_swiotlb_rs | ours/kernel | interval | floor "
+      "| ours/floor | kernel/floor |")
+    w("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for g, t, d in configs():
         k, o = r.total("kernel-xen", g, t, d), r.total("ours-xen", g, t, d)
         fl = r.floor_us(g, t, d, boot="xen")
         os_ = fmt(o) if o is not None else ("not available" if ox else "n/a")
-        w(f"| {g} | {t} | {DIRS[d]} | {fmt(k)} | {os_} | {iqr(r.pair_ratios('ours-xen', 'kernel-xen', g, t, d))} | {fmt(fl, 2)} | "
+        pr = r.pair_ratios('ours-xen', 'kernel-xen', g, t, d)
+        w(f"| {g} | {t} | {DIRS[d]} | {fmt(k)} | {os_} | {iqr(pr)} | {ci_text(pr)} | {fmt(fl, 2)} | "
           f"{fmt(ratio(o, fl), 2)} | {fmt(ratio(k, fl), 2)} |")
     if ox:
         w("")
@@ -769,21 +820,27 @@ def write_md(r, path, png_name, prev=None):
     # --- verdict
     w("## Against the goals")
     w("")
-    w("Each goal is judged on the interquartile range of the per-pair ratios (same boot): **met** when "
-      "the whole range is at or below the goal, **missed** when it is all above, **undecided** when the "
-      "range straddles it.")
+    w(f"Each goal is judged on the confidence interval of the median of the per-pair ratios (same boot; "
+      f"{ci_level(r)}, from the order statistics, so with 5 pairs the range of the 5): **met** when "
+      "the whole interval is at or below the goal, **missed** when it is all above, **undecided** when "
+      "it straddles the goal. Shown: median [interquartile range] (interval). In brackets after each "
+      "count, the verdict on the interquartile range, as the runs up to the fifteenth judged: that "
+      "range describes how the pairs spread, not how far their median can be from the true one, and "
+      "decides more goals than the data can.")
     w("")
     envs = (("plain", "ours", "kernel", r.plain_floor_boot()), ("dom0", "ours-xen", "kernel-xen", "xen"))
 
-    def goal_line(what, items):
+    def goal_line(what, items, goal):
         got = [(v, tag, xs) for v, tag, xs in items if v is not None]
         if not got:
             return
-        by = defaultdict(list)
+        by, by_iqr = defaultdict(list), defaultdict(int)
         for v, tag, xs in got:
-            by[v].append(f"{tag} {iqr(xs)}")
+            by[v].append(f"{tag} {iqr(xs)} ({ci_text(xs)})")
+            by_iqr[judge_iqr(xs, goal)] += 1
         parts = [f"{v} in {len(by[v])}" for v in ("met", "undecided", "missed") if by[v]]
-        w(f"- {what}: " + ", ".join(parts) + f" of {len(got)}.")
+        old = [f"{v} {by_iqr[v]}" for v in ("met", "undecided", "missed") if by_iqr[v]]
+        w(f"- {what}: " + ", ".join(parts) + f" of {len(got)} [interquartile range: " + ", ".join(old) + "].")
         for v in ("missed", "undecided"):
             if by[v]:
                 w(f"  {v}: " + "; ".join(by[v]) + ".")
@@ -793,10 +850,10 @@ def write_md(r, path, png_name, prev=None):
             continue
         one = [(judge(xs, 0.8), f"{t}t/{DIRS[d]}", xs) for t in THREADS for d in DIRS
                for xs in [r.pair_ratios(o, k, 1, t, d)]]
-        goal_line(f"{env}, one page, ours ≤ 0.8× the kernel", one)
+        goal_line(f"{env}, one page, ours ≤ 0.8× the kernel", one, 0.8)
         big = [(judge(xs, 1.0), f"{g}p/{t}t/{DIRS[d]}", xs) for g in (16, 64) for t in THREADS for d in DIRS
                for xs in [r.pair_ratios(o, k, g, t, d)]]
-        goal_line(f"{env}, 16 and 64 pages, ours ≤ 1.0× the kernel", big)
+        goal_line(f"{env}, 16 and 64 pages, ours ≤ 1.0× the kernel", big, 1.0)
         fl = []
         for g in (16, 64):
             for t in THREADS:
@@ -804,7 +861,7 @@ def write_md(r, path, png_name, prev=None):
                     f = r.floor_us(g, t, d, boot=fboot)
                     xs = [x / f for x in r.dmb_rep.get((o, g, t, d), {}).values()] if f else []
                     fl.append((judge(xs, 1.1), f"{g}p/{t}t/{DIRS[d]}", xs))
-        goal_line(f"{env}, 16 and 64 pages, ours ≤ 1.1× the memcpy floor (each pass of ours / the floor)", fl)
+        goal_line(f"{env}, 16 and 64 pages, ours ≤ 1.1× the memcpy floor (each pass of ours / the floor)", fl, 1.1)
         # Scaling: throughput at 2 threads / at 1 thread, ours against the kernel's, per pair:
         # (lat1_o / lat2_o) / (lat1_k / lat2_k) ≥ 1, i.e. lat2_o/lat1_o ≤ lat2_k/lat1_k.
         sc = []
@@ -816,7 +873,7 @@ def write_md(r, path, png_name, prev=None):
                       if p in o2 and p in k1 and p in k2 and o1[p] and k1[p] and k2[p]]
                 sc.append((judge(xs, 1.0), f"{g}p/{DIRS[d]}", xs))
         goal_line(f"{env}, 2 threads scale at least as well as the kernel's "
-                  "((2-thread/1-thread latency of ours) / (the kernel's) ≤ 1)", sc)
+                  "((2-thread/1-thread latency of ours) / (the kernel's) ≤ 1)", sc, 1.0)
         wider = []
         for g, t, d in configs():
             so, sk = r.rel_spread(o, g, t, d), r.rel_spread(k, g, t, d)
