@@ -52,9 +52,12 @@ struct odp_umem;
 #define ODP_UMEM_WRITE 2U
 
 /*
- * Called with the umem locked after the pages of [start, end) were unmapped, from the mmu
- * notifier (possibly while the process exits). It may sleep, must not allocate memory with
- * GFP_KERNEL and must not call into odp_umem for this umem.
+ * Called with the umem locked before the pages of [start, end) are DMA-unmapped: on return the
+ * device must no longer access them, as their bus addresses may be reused at once. Called from
+ * the mmu notifier (possibly while the process exits), and from odp_umem_map_and_lock in the
+ * caller's task when a page's mapping must be replaced (its CPU mapping gained write access
+ * without an invalidation, e.g. a clean MAP_SHARED file page). It may sleep, must not allocate
+ * memory with GFP_KERNEL and must not call into odp_umem for this umem.
  */
 typedef void (*odp_umem_invalidate_t)(void *priv, unsigned long start, unsigned long end);
 
@@ -114,7 +117,10 @@ int odp_umem_unmap(struct odp_umem *umem, unsigned long addr, size_t len);
 int odp_umem_sync_for_cpu(struct odp_umem *umem, unsigned long addr, size_t len);
 int odp_umem_sync_for_device(struct odp_umem *umem, unsigned long addr, size_t len);
 
-/* odp_umem_release - unmap everything, remove the notifier and free the umem (unlocked). */
+/*
+ * odp_umem_release - unmap everything, remove the notifier and free the umem (unlocked). NULL and
+ * an ERR_PTR from odp_umem_get are ignored, so an error path may release what it got.
+ */
 void odp_umem_release(struct odp_umem *umem);
 
 #endif

@@ -5,9 +5,9 @@
 
 use crate::kext::dma::DmaDevice;
 use crate::kext::odp_abi::{CInvalidate, UmemApi};
-use crate::logic::odp::{Access, PageSize, Region};
-use crate::{arg_errno, Client, MappedRange, Umem};
-use kernel::{device::Device, error::code::EINVAL, prelude::*, sync::Arc};
+use crate::logic::odp::{Access, ArgError, PageSize, Region};
+use crate::{arg_errno, warn_ratelimited, Client, MappedRange, Umem};
+use kernel::{device::Device, prelude::*, sync::Arc};
 
 /// A C driver is told of invalidations through its callback.
 impl Client for CInvalidate {
@@ -27,12 +27,21 @@ impl UmemApi for Umem {
         access: u32,
         invalidate: CInvalidate,
     ) -> Result<Self> {
-        if page_shift >= 64 {
-            return Err(EINVAL);
-        }
-        let page = PageSize::from_bytes(1u64 << page_shift).map_err(arg_errno)?;
-        let access = Access::from_user(access).map_err(arg_errno)?;
-        let region = Region::new(start, len, page, access).map_err(arg_errno)?;
+        let refused = |e: ArgError| {
+            warn_ratelimited!(
+                "odp_umem_get({:#x}, {:#x}, page_shift {}, access {:#x}) refused: {:?}\n",
+                start,
+                len,
+                page_shift,
+                access,
+                e
+            );
+            arg_errno(e)
+        };
+        let bytes = 1u64.checked_shl(page_shift).ok_or(ArgError::Invalid);
+        let page = bytes.and_then(PageSize::from_bytes).map_err(refused)?;
+        let access = Access::from_user(access).map_err(refused)?;
+        let region = Region::new(start, len, page, access).map_err(refused)?;
         let client: Arc<dyn Client> = Arc::new(invalidate, GFP_KERNEL)?;
         Umem::new(region, &DmaDevice::new(dev), Some(client))
     }

@@ -95,14 +95,17 @@ pub static TOTALS: UmemStats = UmemStats::new();
 
 /// The driver that owns a umem: told when pages leave the device's view.
 pub trait Client: Send + Sync {
-    /// `[start, end)` of the umem was invalidated; called with the umem locked, after its pages
-    /// there were unmapped. The device must not access them any more (it may still be idle).
+    /// The pages of `[start, end)` are about to be unmapped; called with the umem locked, before
+    /// their DMA mappings go. On return the device must no longer access them: their bus
+    /// addresses may be reused at once. Called from the mmu notifier, and from
+    /// [`Umem::map_and_lock`] when it replaces a page's mapping (the CPU's rights on the page
+    /// grew without an invalidation, so the page is mapped again for more access).
     fn invalidated(&self, start: u64, end: u64);
 }
 
 /// The per-page state of a umem, locked by faults and invalidations alike.
 pub struct UmemState {
-    entries: KVec<DmaEntry>,
+    entries: KVVec<DmaEntry>,
     /// The pages mapped for the device (one device reference for all of them).
     maps: PageMappings,
 }
@@ -148,13 +151,15 @@ impl Invalidate for UmemData {
             return;
         };
         self.stats.add(|s| &s.invalidations, 1);
-        let n = state.unmap_span(span.first, span.end());
-        self.stats.sub_mapped(n);
-        kext::trace::odp_invalidate(range.start(), range.end(), range.event(), n);
+        // The driver first: its device may hold the bus addresses until it is told, and a bounce
+        // slot or an IOMMU entry that is unmapped can be handed to another mapping at once.
         if let Some(client) = &self.client {
             let start = self.region.page_addr(span.first);
             client.invalidated(start, self.region.page_addr(span.end()));
         }
+        let n = state.unmap_span(span.first, span.end());
+        self.stats.sub_mapped(n);
+        kext::trace::odp_invalidate(range.start(), range.end(), range.event(), n);
     }
 }
 
@@ -169,7 +174,7 @@ impl Umem {
     pub fn new(region: Region, dev: &DmaDevice, client: Option<Arc<dyn Client>>) -> Result<Self> {
         let mm = Mm::current().ok_or(EINVAL)?;
         let pages = region.base_pages();
-        let entries = KVec::from_elem(DmaEntry::EMPTY, pages, GFP_KERNEL)?;
+        let entries = KVVec::from_elem(DmaEntry::EMPTY, pages, GFP_KERNEL)?;
         let maps = PageMappings::new(dev, pages, GFP_KERNEL)?;
         let data = UmemData {
             region,
@@ -203,7 +208,18 @@ impl Umem {
     pub fn map_and_lock(&self, addr: u64, len: u64, access: Access) -> Result<MappedRange<'_>> {
         let data = self.n.data();
         let region = &data.region;
-        let span = region.fault_span(addr, len, access).map_err(arg_errno)?;
+        let span = region.fault_span(addr, len, access).map_err(|e| {
+            warn_ratelimited!(
+                "access {:#x} to {:#x}+{:#x} of umem {:#x}+{:#x} refused: {:?}\n",
+                access.bits(),
+                addr,
+                len,
+                region.start(),
+                region.len(),
+                e
+            );
+            arg_errno(e)
+        })?;
         let req = HmmPfn::request(access);
         let start = region.page_addr(span.first);
         let end = region.page_addr(span.end());
@@ -217,7 +233,7 @@ impl Umem {
         let pfns: &mut [u64] = if span.count <= STACK_PFNS {
             stack.get_mut(..span.count).ok_or(EINVAL)?
         } else {
-            heap = KVec::from_elem(req, span.count, GFP_KERNEL)?;
+            heap = KVVec::from_elem(req, span.count, GFP_KERNEL)?;
             &mut heap
         };
         data.stats.add(|s| &s.faults, 1);
@@ -292,6 +308,11 @@ impl Umem {
             if let Some(m) = locked.map(i) {
                 if m.page().pfn() == pfn && locked.entry(i).access().contains(rights) {
                     continue;
+                }
+                // The device may hold the old bus address: the driver lets go of it first.
+                if let Some(client) = &data.client {
+                    let at = data.region.page_addr(i);
+                    client.invalidated(at, at + BASE_SIZE);
                 }
                 unmapped += locked.unmap_span(i, i + 1);
             }

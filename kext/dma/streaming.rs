@@ -282,7 +282,7 @@ impl<B: LinearBuf, D: Direction> Drop for CpuOwned<'_, B, D> {
 #[cfg(xendma_odp)]
 pub struct PageMappings {
     dev: DmaDevice,
-    entries: KVec<Option<PageEntry>>,
+    entries: kernel::alloc::KVVec<Option<PageEntry>>,
 }
 
 // The set holds the device through a reference-counted pointer, never the device itself: moving
@@ -301,7 +301,7 @@ struct PageEntry {
 impl PageMappings {
     /// An empty set of `len` places for pages mapped for `dev`.
     pub fn new(dev: &DmaDevice, len: usize, flags: kernel::alloc::Flags) -> Result<Self> {
-        let mut entries = KVec::with_capacity(len, flags)?;
+        let mut entries = kernel::alloc::KVVec::with_capacity(len, flags)?;
         for _ in 0..len {
             entries.push(None, flags)?;
         }

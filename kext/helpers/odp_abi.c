@@ -77,7 +77,8 @@ EXPORT_SYMBOL_GPL(odp_umem_sync_for_device);
 void odp_umem_release(struct odp_umem *umem)
 {
 	might_sleep();
-	if (umem)
+	/* Like an error path's kfree(): nothing for NULL, nor for what odp_umem_get refused. */
+	if (!IS_ERR_OR_NULL(umem))
 		READ_ONCE(xendma_odp_abi)->release(umem);
 }
 EXPORT_SYMBOL_GPL(odp_umem_release);

@@ -16,7 +16,7 @@ use crate::kext::odp_abi::CApiUmem;
 use crate::kext::page::{Pages, Zone};
 use crate::kext::{kunit::Test, pci::Registration};
 use crate::logic::odp::{Access, ArgError, PageSize, Region};
-use crate::{arg_errno, expect, expect_eq, testdev, Umem};
+use crate::{arg_errno, expect, expect_eq, testdev, Client, Umem, TOTALS};
 use crate::{check_layout, kunit_suite};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
@@ -130,6 +130,16 @@ fn read_mapped(umem: &Umem, addr: u64) -> Result<[u8; 8]> {
 /// (attached to the test's kernel thread), registers it read-write with the `edu` device bound,
 /// runs `f` with the address space, the page's address and the umem, and unmaps the page.
 fn with_user_umem(t: &Test, byte: u8, f: impl FnOnce(&TestMm, u64, Arc<Umem>)) {
+    with_client_umem(t, byte, None, f)
+}
+
+/// [`with_user_umem`], the umem reporting its invalidations to `client`.
+fn with_client_umem(
+    t: &Test,
+    byte: u8,
+    client: Option<Arc<dyn Client>>,
+    f: impl FnOnce(&TestMm, u64, Arc<Umem>),
+) {
     let mm = match TestMm::enter() {
         Ok(mm) => mm,
         Err(e) => {
@@ -150,7 +160,7 @@ fn with_user_umem(t: &Test, byte: u8, f: impl FnOnce(&TestMm, u64, Arc<Umem>)) {
     with_dma(t, |dma| {
         let umem = Region::new(addr, PAGE, PageSize::Base, Access::RW)
             .map_err(arg_errno)
-            .and_then(|region| Umem::new(region, dma, None))
+            .and_then(|region| Umem::new(region, dma, client))
             .and_then(|u| Ok(Arc::new(u, GFP_KERNEL)?));
         match umem {
             Ok(umem) => f(&mm, addr, umem),
@@ -183,6 +193,55 @@ fn fault_and_invalidate(t: &Test) {
             umem.map_and_lock(addr + 8, PAGE, Access::READ).err(),
             Some(ERANGE)
         );
+    });
+}
+
+/// Counts the calls and records the pages the module had mapped at the first.
+struct SeenMapped {
+    calls: AtomicU64,
+    mapped_at_call: AtomicU64,
+}
+
+impl Client for SeenMapped {
+    fn invalidated(&self, _start: u64, _end: u64) {
+        if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.mapped_at_call
+                .store(TOTALS.snapshot()[3], Ordering::Relaxed);
+        }
+    }
+}
+
+/// The driver is told of an invalidation while the pages are still mapped: its device may
+/// hold their bus addresses until then, and an unmapped bounce slot or IOMMU entry can be
+/// reused at once.
+fn client_told_before_unmap(t: &Test) {
+    let Ok(seen) = Arc::new(
+        SeenMapped {
+            calls: AtomicU64::new(0),
+            mapped_at_call: AtomicU64::new(0),
+        },
+        GFP_KERNEL,
+    ) else {
+        expect!(t, false, "no memory");
+        return;
+    };
+    let client: Arc<dyn Client> = seen.clone();
+    with_client_umem(t, b'c', Some(client), |mm, addr, umem| {
+        expect_eq!(t, read_mapped(&umem, addr).ok(), Some([b'c'; 8]));
+        let before = TOTALS.snapshot()[3];
+        expect!(t, before >= 1, "{} pages mapped", before);
+        expect!(t, mm.mmap(addr, PAGE) == Ok(addr));
+        let calls = seen.calls.load(Ordering::Relaxed);
+        let at_call = seen.mapped_at_call.load(Ordering::Relaxed);
+        expect!(
+            t,
+            calls >= 1 && at_call == before,
+            "{} calls, {} of {} pages still mapped at the first",
+            calls,
+            at_call,
+            before
+        );
+        expect_eq!(t, umem.stats().snapshot()[3], 0);
     });
 }
 
@@ -359,6 +418,7 @@ kunit_suite!(
         logic_in_kernel,
         no_mm_no_umem,
         fault_and_invalidate,
+        client_told_before_unmap,
         parked_fault_retries,
         page_mappings
     ]

@@ -177,13 +177,21 @@ impl OdpFile {
 
     fn register(&self, arg: usize) -> Result<isize> {
         let (mut r, mut w) = user_slice(arg, 40).reader_writer();
-        let [start, len, page_size, access, _] = r.read::<[u64; 5]>()?;
-        let page = PageSize::from_bytes(page_size).map_err(arg_errno)?;
-        let access = u32::try_from(access)
+        let [start, len, page_size, access_in, _] = r.read::<[u64; 5]>()?;
+        let page = PageSize::from_bytes(page_size).map_err(|e| {
+            warn_ratelimited!("page size {:#x} refused: {:?}\n", page_size, e);
+            arg_errno(e)
+        })?;
+        let access = u32::try_from(access_in)
             .map_err(|_| EINVAL)
-            .and_then(|a| Access::from_user(a).map_err(arg_errno))?;
-        let region =
-            Region::new(start, len, page, access).map_err(|e| warn("bad region", arg_errno(e)))?;
+            .and_then(|a| Access::from_user(a).map_err(arg_errno))
+            .inspect_err(|e| {
+                warn_ratelimited!("access {:#x} refused: error {:?}\n", access_in, e);
+            })?;
+        let region = Region::new(start, len, page, access).map_err(|e| {
+            warn_ratelimited!("region {:#x}+{:#x} refused: {:?}\n", start, len, e);
+            arg_errno(e)
+        })?;
         Self::free_slot(&self.regions.lock(), &region)?;
         let umem = Arc::new(Umem::new(region, &self.dma, None)?, GFP_KERNEL)?;
         let handle = self.next.fetch_add(1, Ordering::Relaxed);
@@ -192,7 +200,15 @@ impl OdpFile {
         let slot = Self::free_slot(&regions, &region)?;
         regions[slot] = Some((handle, umem));
         drop(regions);
-        w.write(&[start, len, page_size, u64::from(access.bits()), handle])?;
+        if let Err(e) = w.write(&[start, len, page_size, u64::from(access.bits()), handle]) {
+            // The caller never learns the handle: the region goes again, not at close.
+            let taken = self.regions.lock().iter_mut().find_map(|s| match s {
+                Some((h, _)) if *h == handle => s.take(),
+                _ => None,
+            });
+            drop(taken);
+            return Err(e);
+        }
         Ok(0)
     }
 

@@ -413,6 +413,9 @@ static int __init cdrv_init(void)
 {
 	int err;
 
+	/* An error path may release what odp_umem_get gave it: NULL or an ERR_PTR (no oops). */
+	odp_umem_release(NULL);
+	odp_umem_release(ERR_PTR(-EINVAL));
 	err = pci_register_driver(&cdrv_driver);
 	if (err)
 		return err;

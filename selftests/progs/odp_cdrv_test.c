@@ -243,6 +243,56 @@ out:
 }
 
 /*
+ * A page the device read, then writes: the read fault left the CPU's entry of the clean
+ * MAP_SHARED file page read-only (ext2 tracks writes with page_mkwrite), and the write fault
+ * upgrades it in place, without an invalidation. odp_umem maps the page again for writing, at a
+ * new bus address when it bounces, and must tell the driver before the old mapping goes.
+ */
+static void run_upgrade_case(const char *where)
+{
+	static uint8_t buf[PAGE];
+	uint8_t *p = MAP_FAILED;
+	int f, dev = -1, r;
+	long n0, n1;
+
+	if (disk_skip) {
+		skip("a mapping replaced for more access is invalidated first", disk_skip);
+		return;
+	}
+	memset(buf, 0x22, PAGE);
+	f = open(DISK_FILE, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	r = f >= 0 && pwrite(f, buf, PAGE, 0) == (ssize_t)PAGE && !fsync(f) && !drop_caches();
+	check(r, "%s: upgrade: a clean file page on the disk (%s)", where, r ? "ok" : strerror(errno));
+	if (!r)
+		goto out;
+	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	dev = open("/dev/odp_umem_cdrv", O_RDWR);
+	if (p == MAP_FAILED || dev < 0) {
+		check(0, "%s: upgrade: map the file and open the driver: %s", where, strerror(errno));
+		goto out;
+	}
+	r = xfer(dev, ODP_CDRV_REG, p, PAGE, NULL, ACC_RW, 0);
+	r = r ?: xfer(dev, ODP_CDRV_READ, p + 8, 64, buf, 0, 0);
+	check(r == 0 && all(buf, 64, 0x22), "%s: upgrade: the device read the page (%d)", where, r);
+	n0 = ioctl(dev, ODP_CDRV_INVALIDATIONS, 0);
+	r = xfer(dev, ODP_CDRV_WRITE, p + 8, 64, NULL, 0, 23);
+	n1 = ioctl(dev, ODP_CDRV_INVALIDATIONS, 0);
+	check(r == 0 && holds_pattern(p + 8, 64, 23) && all(p + 72, PAGE - 72, 0x22),
+	      "%s: upgrade: then wrote it, and the CPU sees the write (%d)", where, r);
+	check(n0 >= 0 && n1 == n0 + 1,
+	      "%s: upgrade: the driver was told before the read mapping was replaced (%ld -> %ld)",
+	      where, n0, n1);
+out:
+	if (p != MAP_FAILED)
+		munmap(p, PAGE);
+	if (dev >= 0)
+		close(dev);
+	if (f >= 0)
+		close(f);
+	unlink(DISK_FILE);
+}
+
+/*
  * The cases of one configuration (`where`: which DMA ops). With `bounced` every mapping bounces,
  * and the negative controls run.
  */
@@ -422,6 +472,7 @@ int main(void)
 		prepare_disk();
 		run_cases("kernel's ops", 0);
 		run_disk_case("kernel's ops", 0);
+		run_upgrade_case("kernel's ops");
 		if (!stat(SWIOTLB "/attach", &st)) {
 			int f = open(SWIOTLB "/parameters/force_bounce", O_RDONLY);
 			ssize_t n = f >= 0 ? read(f, old_force, sizeof(old_force) - 1) : -1;
@@ -438,6 +489,7 @@ int main(void)
 			if (!r && !bound_device(bdf, sizeof(bdf))) {
 				run_cases("xen_swiotlb_rs's ops, forced bounce", 1);
 				run_disk_case("xen_swiotlb_rs's ops, forced bounce", 1);
+				run_upgrade_case("xen_swiotlb_rs's ops, forced bounce");
 			} else if (!r) {
 				check(0, "odp_umem_cdrv is bound again after the attach");
 			}

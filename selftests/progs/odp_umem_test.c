@@ -143,6 +143,9 @@ static void test_bad_input(void)
 	      "register: bad access bits -> EINVAL");
 	check(reg((void *)0x100000000UL, 2UL << 30, PAGE, ACC_R) == -E2BIG,
 	      "register: 2 GiB region -> E2BIG");
+	/* The largest region: its per-page arrays (8 MiB) are beyond kmalloc's reach. */
+	h = reg((void *)0x100000000UL, 1UL << 30, PAGE, ACC_RW);
+	check(h > 0 && unreg(h) == 0, "register: 1 GiB region, the largest (handle %ld)", h);
 	check(dev_read(12345, p, 8, buf) == -ENOENT, "read: unknown handle -> ENOENT");
 	check(unreg(12345) == -ENOENT, "unregister: unknown handle -> ENOENT");
 	h = reg(p, 2 * PAGE, PAGE, ACC_R);
