@@ -87,7 +87,9 @@ crate::xendma_module! {
 
 struct XenSwiotlbRs {
     domain: Domain,
-    _debugfs: Debugfs<Swiotlb>,
+    /// `None` where debugfs is off (`debugfs=off`, no `CONFIG_DEBUG_FS`): the module works
+    /// without it, as the kernel's swiotlb does.
+    _debugfs: Option<Debugfs<Swiotlb>>,
     _sysfs: ModuleAttrs<Swiotlb>,
     /// Test builds: `/dev/xendma_edu` for the user-space tests.
     #[cfg(xendma_testdev)]
@@ -137,10 +139,22 @@ impl kernel::Module for XenSwiotlbRs {
             engine.params.max_bytes >> 20
         );
         let sw = Swiotlb::new(engine, Some(module))?;
-        let mut debugfs = Debugfs::new(c_str!("xen_swiotlb_rs"), sw.clone())?;
-        for &(name, mode, id) in FILES {
-            debugfs.add(name, mode, id)?;
-        }
+        let debugfs = Debugfs::new(c_str!("xen_swiotlb_rs"), sw.clone()).and_then(|mut d| {
+            for &(name, mode, id) in FILES {
+                d.add(name, mode, id)?;
+            }
+            Ok(d)
+        });
+        let debugfs = match debugfs {
+            Ok(d) => Some(d),
+            Err(e) => {
+                pr_warn!(
+                    "no debugfs directory ({:?}): the statistics are not shown, the rest works\n",
+                    e
+                );
+                None
+            }
+        };
         let mut sysfs = ModuleAttrs::new(sw.clone());
         for &(name, mode, id) in SYSFS_FILES {
             sysfs.add(name, mode, id)?;

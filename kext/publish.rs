@@ -5,7 +5,7 @@
 use crate::kext::irqlock::IrqSpinLock;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
 use kernel::error::{code::ENOSPC, Result};
 use kernel::init::InPlaceInit;
 
@@ -19,7 +19,7 @@ use kernel::init::InPlaceInit;
 ///   passed `i` and unchanged until the list is dropped; the other entries are null.
 /// - `count` only grows, and only under `publish`.
 pub struct PublishList<T> {
-    slots: KVec<AtomicPtr<T>>,
+    slots: KVVec<AtomicPtr<T>>,
     count: AtomicUsize,
     publish: Pin<KBox<IrqSpinLock<()>>>,
 }
@@ -36,7 +36,7 @@ unsafe impl<T: Send + Sync> Sync for PublishList<T> {}
 impl<T> PublishList<T> {
     /// An empty list that can hold `capacity` values.
     pub fn new(capacity: usize) -> Result<Self> {
-        let mut slots = KVec::with_capacity(capacity, GFP_KERNEL)?;
+        let mut slots = KVVec::with_capacity(capacity, GFP_KERNEL)?;
         for _ in 0..capacity {
             slots.push(AtomicPtr::new(core::ptr::null_mut()), GFP_KERNEL)?;
         }

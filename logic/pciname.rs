@@ -21,8 +21,9 @@ pub enum NameError {
 /// A PCI device address: domain, bus, device (0..32) and function (0..8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PciName {
-    /// PCI domain (segment).
-    pub domain: u16,
+    /// PCI domain (segment): 16 bits on most machines, more behind a VMD controller
+    /// (`10000:e1:00.0`).
+    pub domain: u32,
     /// Bus number.
     pub bus: u8,
     /// Device (slot) number, below 32.
@@ -31,12 +32,12 @@ pub struct PciName {
     pub function: u8,
 }
 
-/// Parses exactly `digits` hexadecimal digits (1 to 4 of them).
-fn hex(s: &[u8], max_digits: usize) -> Result<u16, NameError> {
-    if s.is_empty() || s.len() > max_digits {
+/// Parses 1 to `max_digits` (at most 8) hexadecimal digits.
+fn hex(s: &[u8], max_digits: usize) -> Result<u32, NameError> {
+    if s.is_empty() || s.len() > max_digits.min(8) {
         return Err(NameError::Malformed);
     }
-    let mut v: u16 = 0;
+    let mut v: u32 = 0;
     for &c in s {
         let d = match c {
             b'0'..=b'9' => c - b'0',
@@ -44,7 +45,7 @@ fn hex(s: &[u8], max_digits: usize) -> Result<u16, NameError> {
             b'A'..=b'F' => c - b'A' + 10,
             _ => return Err(NameError::Malformed),
         };
-        v = (v << 4) | u16::from(d);
+        v = (v << 4) | u32::from(d);
     }
     Ok(v)
 }
@@ -72,7 +73,7 @@ impl PciName {
         let mut parts = s.split(|&c| c == b':');
         let (a, b, c) = (parts.next(), parts.next(), parts.next());
         let (domain, bus, devfn) = match (a, b, c, parts.next()) {
-            (Some(d), Some(b), Some(df), None) => (hex(d, 4)?, b, df),
+            (Some(d), Some(b), Some(df), None) => (hex(d, 8)?, b, df),
             (Some(b), Some(df), None, None) => (0, b, df),
             _ => return Err(NameError::Malformed),
         };
@@ -94,31 +95,48 @@ impl PciName {
         })
     }
 
-    /// The canonical name, NUL-terminated (`0000:00:04.0\0`).
-    pub fn to_cstr_bytes(&self) -> [u8; 13] {
+    /// The canonical name as the kernel writes it (`%04x:%02x:%02x.%d`: `0000:00:04.0`,
+    /// `10000:e1:00.0`), NUL-terminated.
+    pub fn to_cstr_bytes(&self) -> CName {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let n = |v: u16, shift: u32| HEX[usize::from((v >> shift) & 0xf)];
+        let mut out = CName {
+            buf: [0; 18],
+            len: 0,
+        };
         let d = self.domain;
-        let (b, s, f) = (
-            u16::from(self.bus),
-            u16::from(self.device),
-            u16::from(self.function),
-        );
-        [
-            n(d, 12),
-            n(d, 8),
-            n(d, 4),
-            n(d, 0),
-            b':',
-            n(b, 4),
-            n(b, 0),
-            b':',
-            n(s, 4),
-            n(s, 0),
-            b'.',
-            n(f, 0),
-            0,
-        ]
+        // At most 8 + 1 + 2 + 1 + 2 + 1 + 1 digits and separators, and the NUL: 17 bytes.
+        for (v, digits, sep) in [
+            (d, ((32 - d.leading_zeros()).div_ceil(4)).max(4), b':'),
+            (u32::from(self.bus), 2, b':'),
+            (u32::from(self.device), 2, b'.'),
+            (u32::from(self.function), 1, 0),
+        ] {
+            for i in (0..digits).rev() {
+                out.buf[out.len] = HEX[((v >> (4 * i)) & 0xf) as usize];
+                out.len += 1;
+            }
+            out.buf[out.len] = sep;
+            out.len += 1;
+        }
+        out
+    }
+}
+
+/// A canonical PCI name and its NUL ([`PciName::to_cstr_bytes`]).
+pub struct CName {
+    buf: [u8; 18],
+    len: usize,
+}
+
+impl CName {
+    /// The name with its terminating NUL.
+    pub fn with_nul(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The name alone.
+    pub fn name(&self) -> &[u8] {
+        &self.buf[..self.len - 1]
     }
 }
 
@@ -176,12 +194,26 @@ mod tests {
                 function: 0
             }
         );
-        assert_eq!(&n.to_cstr_bytes(), b"0000:00:04.0\0");
+        assert_eq!(&*n.to_cstr_bytes().with_nul().to_vec(), b"0000:00:04.0\0");
         let n = PciName::parse(b" 1:A3:1f.7 ").unwrap();
-        assert_eq!(&n.to_cstr_bytes(), b"0001:a3:1f.7\0");
+        assert_eq!(&*n.to_cstr_bytes().with_nul().to_vec(), b"0001:a3:1f.7\0");
         assert_eq!(format!("{n}"), "0001:a3:1f.7");
         let short = PciName::parse(b"00:05.0").unwrap();
-        assert_eq!(&short.to_cstr_bytes(), b"0000:00:05.0\0");
+        assert_eq!(
+            &*short.to_cstr_bytes().with_nul().to_vec(),
+            b"0000:00:05.0\0"
+        );
+        // Behind a VMD controller the domain has more than 4 digits; leading zeros are dropped.
+        let vmd = PciName::parse(b"10000:E1:00.0").unwrap();
+        assert_eq!(&*vmd.to_cstr_bytes().name().to_vec(), b"10000:e1:00.0");
+        assert_eq!(format!("{vmd}"), "10000:e1:00.0");
+        let wide = PciName::parse(b"ffffffff:ff:1f.7").unwrap();
+        assert_eq!(
+            &*wide.to_cstr_bytes().with_nul().to_vec(),
+            b"ffffffff:ff:1f.7\0"
+        );
+        let zeros = PciName::parse(b"00000:00:04.0").unwrap();
+        assert_eq!(&*zeros.to_cstr_bytes().name().to_vec(), b"0000:00:04.0");
     }
 
     #[test]
@@ -192,7 +224,7 @@ mod tests {
             &b"bogus"[..],
             b"0000:00:20.0",
             b"0000:00:04.8",
-            b"00000:00:04.0",
+            b"100000000:00:04.0",
             b"0000:100:04.0",
             b"0000:00:04",
             b"0000:00:04.0.1",
@@ -226,11 +258,12 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn round_trip(domain: u16, bus: u8, device in 0u8..32, function in 0u8..8) {
+        fn round_trip(domain: u32, bus: u8, device in 0u8..32, function in 0u8..8) {
             let n = PciName { domain, bus, device, function };
             let s = format!("{n}");
             proptest::prop_assert_eq!(PciName::parse(s.as_bytes()), Ok(n));
-            proptest::prop_assert_eq!(&n.to_cstr_bytes()[..12], s.as_bytes());
+            let c = n.to_cstr_bytes();
+            proptest::prop_assert_eq!(c.name(), s.as_bytes());
         }
 
         #[test]

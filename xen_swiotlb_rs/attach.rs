@@ -8,6 +8,7 @@ use crate::kext::dma::ops::{self as dma_ops, Installation, Installed};
 use crate::kext::percpu::PerCpuCounters;
 use crate::logic::pciname::{self, PciName};
 use crate::ops::Attached;
+use crate::warn_ratelimited;
 use crate::Engine;
 use core::sync::atomic::AtomicUsize;
 use kernel::device::Device;
@@ -40,7 +41,7 @@ impl Drop for Quiesce {
 pub(crate) fn find_device(name: &[u8]) -> Result<(PciName, ARef<Device>)> {
     let n = PciName::parse(name).map_err(|_| EINVAL)?;
     let bytes = n.to_cstr_bytes();
-    let cname = CStr::from_bytes_with_nul(&bytes).map_err(|_| EINVAL)?;
+    let cname = CStr::from_bytes_with_nul(bytes.with_nul()).map_err(|_| EINVAL)?;
     let dev = dma_ops::pci_device(cname).ok_or(ENODEV)?;
     Ok((n, dev))
 }
@@ -71,6 +72,13 @@ impl Swiotlb {
     pub fn attach(&self, name: &[u8]) -> Result {
         let r = self.attach_device(name);
         kext::trace::attach(pciname::trim(name), r.err().map_or(0, |e| e.to_errno()));
+        if let Err(e) = r {
+            warn_ratelimited!(
+                "attach '{}' failed: {:?}\n",
+                format_args!("{}", pciname::Shown(name)),
+                e
+            );
+        }
         r
     }
 
@@ -147,11 +155,22 @@ impl Swiotlb {
     pub fn detach(&self, name: &[u8]) -> Result {
         let r = self.detach_device(name);
         kext::trace::detach(pciname::trim(name), r.err().map_or(0, |e| e.to_errno()));
+        if let Err(e) = r {
+            warn_ratelimited!(
+                "detach '{}' failed: {:?}\n",
+                format_args!("{}", pciname::Shown(name)),
+                e
+            );
+        }
         r
     }
 
     fn detach_device(&self, name: &[u8]) -> Result {
-        let (_, dev) = find_device(name)?;
+        let found = find_device(name);
+        if let Some(r) = self.drop_removed(name, found.as_ref().ok().map(|(_, d)| &**d)) {
+            return r;
+        }
+        let (_, dev) = found?;
         let result = {
             let mut devices = self.devices.lock();
             let slot = devices
@@ -186,6 +205,41 @@ impl Swiotlb {
             pr_info!("{}: detached\n", dma_ops::device_name(&dev));
         }
         result
+    }
+
+    /// Drops the entry of a device named `name` that left the bus while attached (hot-unplug,
+    /// `remove` in sysfs): `current` is the device of that name on the bus now, if any. Its
+    /// driver was unbound at the removal, so nothing can use our table on it any more; the entry
+    /// still held the device and the module. `None` if there is no such entry.
+    fn drop_removed(&self, name: &[u8], current: Option<&Device>) -> Option<Result> {
+        let n = PciName::parse(name).ok()?;
+        let bytes = n.to_cstr_bytes();
+        let want = bytes.name();
+        let inst = {
+            let mut devices = self.devices.lock();
+            let slot = devices.iter_mut().find(|s| {
+                s.as_ref().is_some_and(|i| {
+                    dma_ops::device_name(i.device()).as_bytes() == want
+                        && !current.is_some_and(|c| core::ptr::eq(i.device(), c))
+                })
+            })?;
+            slot.take()?
+        };
+        pr_warn!(
+            "{}: removed from the bus while attached ({} mappings left): detached\n",
+            dma_ops::device_name(inst.device()),
+            inst.data().mappings()
+        );
+        match inst.uninstall() {
+            Ok(()) => Some(Ok(())),
+            Err((inst, e)) => {
+                // Only a bound driver refuses, and a removed device has none: kept as it was.
+                if let Some(s) = self.devices.lock().iter_mut().find(|s| s.is_none()) {
+                    *s = Some(inst);
+                }
+                Some(Err(e))
+            }
+        }
     }
 
     /// Runs `f` on each attached device.

@@ -9,7 +9,7 @@ use crate::kext::trace::MapFailure;
 use crate::kext::xen_frames::{ChunkMem, Extent};
 use crate::logic::dma::dma_bit_mask;
 use crate::logic::params;
-use crate::logic::slots;
+use crate::logic::slots::{self, UnmapError};
 use crate::logic::xlate::{self, FrameMap};
 use crate::p2m::P2m;
 use crate::pool::BouncePool;
@@ -103,8 +103,6 @@ pub(crate) struct Counters {
     pub(crate) warnings: AtomicU64,
     /// Unmaps, frees and syncs of addresses that are not ours.
     pub(crate) unknown: AtomicU64,
-    /// Whether an unknown address was reported already.
-    pub(crate) warned_unknown: AtomicBool,
 }
 
 /// The pool and its counters, shared by the devices attached to it.
@@ -490,10 +488,9 @@ impl Engine {
         self.counters.map_failures.fetch_add(1, Ordering::Relaxed);
         let used = self.pool.stats().snapshot().used_slots;
         kext::trace::map_failed(dev, size, reason, used as u64, self.pool.nslabs() as u64);
-        if quiet || !kext::sync::warn_ratelimit() {
+        if quiet || !self.may_warn() {
             return;
         }
-        self.counters.warnings.fetch_add(1, Ordering::Relaxed);
         pr_warn!(
             "{}: cannot map {} bytes: {} ({} of {} slots in use)\n",
             dma_ops::device_name(dev),
@@ -504,17 +501,88 @@ impl Engine {
         );
     }
 
-    /// An unmap or sync named an address we did not hand out: warn once, change nothing.
-    pub(crate) fn unknown(&self, dev: &Device, what: &str, dma: u64, size: usize) {
+    /// Whether a warning may be printed now (the module's shared ratelimit); counted if so.
+    fn may_warn(&self) -> bool {
+        let ok = kext::sync::warn_ratelimit();
+        if ok {
+            self.counters.warnings.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// An unmap, sync or free named an address or size we did not hand out: counted, and a
+    /// ratelimited warning with the allocator's reason (`why`), changing nothing. A refused
+    /// unmap leaves its mapping's slots in use, as the kernel's swiotlb would not: upstream frees
+    /// the recorded size whatever the driver says, and would free a wrong block for a wrong
+    /// address.
+    #[cold]
+    pub(crate) fn unknown(
+        &self,
+        dev: &Device,
+        what: &str,
+        dma: u64,
+        size: usize,
+        why: Option<UnmapError>,
+    ) {
         self.counters.unknown.fetch_add(1, Ordering::Relaxed);
-        if !self.counters.warned_unknown.swap(true, Ordering::Relaxed) {
-            pr_warn!(
+        if !self.may_warn() {
+            return;
+        }
+        match why {
+            Some(why) => pr_warn!(
+                "{}: {} of {} bytes at {:#x} refused: {}\n",
+                dma_ops::device_name(dev),
+                what,
+                size,
+                dma,
+                format_args!("{why}")
+            ),
+            None => pr_warn!(
                 "{}: {} of {} bytes at {:#x}, which was not mapped by us: ignored\n",
                 dma_ops::device_name(dev),
                 what,
                 size,
                 dma
-            );
+            ),
         }
+    }
+
+    /// An unmap gave another size than the mapping's, which was freed whole (`copied` bytes
+    /// copied back).
+    #[cold]
+    pub(crate) fn resized(
+        &self,
+        dev: &Device,
+        dma: u64,
+        given: usize,
+        mapped: usize,
+        copied: usize,
+    ) {
+        if !self.may_warn() {
+            return;
+        }
+        pr_warn!(
+            "{}: unmap of {} bytes at {:#x}, which was mapped with {}: freed, {} bytes copied back\n",
+            dma_ops::device_name(dev),
+            given,
+            dma,
+            mapped,
+            copied
+        );
+    }
+
+    /// A sync ran past the end of its mapping: only the mapped bytes were copied.
+    #[cold]
+    pub(crate) fn sync_overflow(&self, dev: &Device, dma: u64, size: usize, synced: usize) {
+        if !self.may_warn() {
+            return;
+        }
+        pr_warn!(
+            "{}: sync of {} bytes at {:#x} runs past the end of its mapping: {} bytes synced\n",
+            dma_ops::device_name(dev),
+            size,
+            dma,
+            synced
+        );
     }
 }

@@ -143,16 +143,17 @@ impl DmaOps for Attached {
         let e = &*self.engine;
         let copy = dir.copy_on_unmap(attrs.contains(Attrs::SKIP_CPU_SYNC));
         // The pool finds the address itself: one lookup, whether it is a bounce buffer or not.
-        let known = match xlate::bus_to_phys(&e.map, dma).map(|p| e.pool.unmap(p, size, copy)) {
-            Some(Ok(_)) => {
-                self.bounced.add::<UNBOUNCED>(1);
-                true
+        match xlate::bus_to_phys(&e.map, dma).map(|p| (p, e.pool.unmap(p, size, copy))) {
+            Some((_, Ok(_))) => self.bounced.add::<UNBOUNCED>(1),
+            Some((_, Err(UnmapError::NotBounceAddress))) | None => {
+                if !Self::put(&self.direct) {
+                    e.unknown(dev, "unmap", dma, size, None);
+                }
             }
-            Some(Err(UnmapError::NotBounceAddress)) | None => Self::put(&self.direct),
-            Some(Err(_)) => false,
-        };
-        if !known {
-            e.unknown(dev, "unmap", dma, size);
+            Some((p, Err(UnmapError::SizeMismatch { mapped, .. }))) => {
+                self.unmap_resized(dev, dma, p, size, mapped, copy)
+            }
+            Some((_, Err(why))) => e.unknown(dev, "unmap", dma, size, Some(why)),
         }
     }
 
@@ -234,7 +235,7 @@ impl DmaOps for Attached {
 
     fn free(&self, dev: &Device, pages: Pages, dma: u64) {
         if !Self::put(&self.coherent) {
-            self.engine.unknown(dev, "free", dma, pages.len());
+            self.engine.unknown(dev, "free", dma, pages.len(), None);
         }
         if self.engine.map.is_pv() && xen_frames::test_clear_remapped(&pages) {
             self.exchanged.fetch_sub(1, Ordering::Relaxed);
@@ -283,6 +284,35 @@ impl DmaOps for Attached {
 }
 
 impl Attached {
+    /// An unmap at the start of a live mapping with another size than it was mapped with (a
+    /// driver bug): as the kernel's swiotlb does, the mapping is freed whole and `given` bytes,
+    /// at most the mapped ones, are copied back, so the data the driver expects is not lost and
+    /// the slots not leaked; with a ratelimited warning naming both sizes.
+    #[cold]
+    fn unmap_resized(
+        &self,
+        dev: &Device,
+        dma: u64,
+        phys: u64,
+        given: usize,
+        mapped: usize,
+        copy: bool,
+    ) {
+        let e = &*self.engine;
+        let copied = if copy {
+            e.pool.sync(phys, given.min(mapped), true).unwrap_or(0)
+        } else {
+            0
+        };
+        match e.pool.unmap(phys, mapped, false) {
+            Ok(_) => {
+                self.bounced.add::<UNBOUNCED>(1);
+                e.resized(dev, dma, given, mapped, copied);
+            }
+            Err(why) => e.unknown(dev, "unmap", dma, given, Some(why)),
+        }
+    }
+
     pub(crate) fn sync(&self, dev: &Device, dma: u64, size: usize, copy: bool, to_cpu: bool) {
         let e = &*self.engine;
         if !copy {
@@ -290,8 +320,9 @@ impl Attached {
         }
         // Not a bounce address: a direct mapping, and x86 is cache-coherent, nothing to do.
         match xlate::bus_to_phys(&e.map, dma).map(|p| e.pool.sync(p, size, to_cpu)) {
+            Some(Ok(synced)) if synced < size => e.sync_overflow(dev, dma, size, synced),
             Some(Ok(_)) | Some(Err(UnmapError::NotBounceAddress)) | None => {}
-            Some(Err(_)) => e.unknown(dev, "sync", dma, size),
+            Some(Err(why)) => e.unknown(dev, "sync", dma, size, Some(why)),
         }
     }
 }

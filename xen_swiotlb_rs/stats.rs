@@ -6,6 +6,8 @@
 use crate::kext::dma::ops as dma_ops;
 use crate::kext::files::{Out, Source};
 use crate::kext::xen_frames;
+use crate::logic::pciname;
+use crate::warn_ratelimited;
 use crate::Swiotlb;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
@@ -125,9 +127,17 @@ impl Source for Swiotlb {
 
     fn store(&self, id: u32, input: &[u8]) -> Result {
         match id {
-            3 => {
+            // As the kernel's `io_tlb_used_hiwater`: only 0 resets it.
+            3 if pciname::trim(input) == b"0" => {
                 self.engine.pool.stats().reset_high_water();
                 Ok(())
+            }
+            3 => {
+                warn_ratelimited!(
+                    "used_hiwater: '{}' refused: only 0 resets it\n",
+                    format_args!("{}", pciname::Shown(input))
+                );
+                Err(EINVAL)
             }
             9 => self.attach(input),
             10 => self.detach(input),
