@@ -194,26 +194,26 @@ mod tests {
                 function: 0
             }
         );
-        assert_eq!(&*n.to_cstr_bytes().with_nul().to_vec(), b"0000:00:04.0\0");
+        assert_eq!(cname(b"0000:00:04.0\n"), b"0000:00:04.0\0");
+        assert_eq!(cname(b" 1:A3:1f.7 "), b"0001:a3:1f.7\0");
         let n = PciName::parse(b" 1:A3:1f.7 ").unwrap();
-        assert_eq!(&*n.to_cstr_bytes().with_nul().to_vec(), b"0001:a3:1f.7\0");
         assert_eq!(format!("{n}"), "0001:a3:1f.7");
-        let short = PciName::parse(b"00:05.0").unwrap();
-        assert_eq!(
-            &*short.to_cstr_bytes().with_nul().to_vec(),
-            b"0000:00:05.0\0"
-        );
+        assert_eq!(cname(b"00:05.0"), b"0000:00:05.0\0");
         // Behind a VMD controller the domain has more than 4 digits; leading zeros are dropped.
+        assert_eq!(cname(b"10000:E1:00.0"), b"10000:e1:00.0\0");
         let vmd = PciName::parse(b"10000:E1:00.0").unwrap();
-        assert_eq!(&*vmd.to_cstr_bytes().name().to_vec(), b"10000:e1:00.0");
         assert_eq!(format!("{vmd}"), "10000:e1:00.0");
-        let wide = PciName::parse(b"ffffffff:ff:1f.7").unwrap();
-        assert_eq!(
-            &*wide.to_cstr_bytes().with_nul().to_vec(),
-            b"ffffffff:ff:1f.7\0"
-        );
-        let zeros = PciName::parse(b"00000:00:04.0").unwrap();
-        assert_eq!(&*zeros.to_cstr_bytes().name().to_vec(), b"0000:00:04.0");
+        assert_eq!(cname(b"ffffffff:ff:1f.7"), b"ffffffff:ff:1f.7\0");
+        assert_eq!(cname(b"00000:00:04.0"), b"0000:00:04.0\0");
+    }
+
+    /// The canonical name, with its NUL, of a name that parses.
+    fn cname(s: &[u8]) -> Vec<u8> {
+        PciName::parse(s)
+            .unwrap()
+            .to_cstr_bytes()
+            .with_nul()
+            .to_vec()
     }
 
     #[test]
